@@ -1,0 +1,60 @@
+# Two commands for users:  `make book`  and  `make test`.  Each sets up .venv on its own.
+# Helpers: make setup | unit | sync | lint | clean
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+KERNEL := msa-course
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+.PHONY: help setup book test unit sync lint clean
+
+help:
+	@echo "make book   - set up .venv, execute every notebook, build the HTML book into _build/html"
+	@echo "make test   - set up .venv, run unit tests, nbval on every notebook, pairing check,"
+	@echo "              build the book and check the rendered pages in headless Chromium"
+	@echo "make sync   - re-pair notebooks/*.md <-> notebooks/*.ipynb (the newer one wins)"
+	@echo "make lint | clean"
+
+# ---- set-up: virtual environment, pinned requirements, msa_lib (editable), Jupyter kernel ------
+setup: $(STAMP)
+$(STAMP): requirements.txt pyproject.toml
+	@[ -x $(BIN)/python ] || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (msa-course)" >/dev/null
+	@touch $@
+
+# ---- the book -----------------------------------------------------------------------------------
+# --all rebuilds every page, so every notebook is executed afresh (the cache cannot see msa_lib edits).
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --all -W -n --keep-going
+	@echo "Book built: open _build/html/index.html"
+
+# ---- tests --------------------------------------------------------------------------------------
+# 1. unit, property and pairing tests   2. nbval executes every notebook   3. build the book
+# 4. check the rendered HTML (links, figures; headless Chromium)
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not book" tests
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider $(NOTEBOOKS)
+	$(MAKE) --no-print-directory book
+	$(BIN)/python -m pytest -m book tests
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not book" tests
+
+sync: $(STAMP)
+	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.md
+	$(BIN)/jupyter nbconvert --log-level=WARN --ClearOutputPreprocessor.enabled=True --inplace $(NOTEBOOKS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check msa_lib tests benchmarks notebooks
+
+clean:
+	rm -rf _build .pytest_cache

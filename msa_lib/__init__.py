@@ -1,0 +1,54 @@
+"""msa_lib: the small library behind the course *Multi-Scale Attention for Financial Time Series*.
+
+One module per idea, each taught by one chapter of the book:
+
+========== ==========================================================
+datasets   synthetic market with ground truth, bundled real data
+data       validation, close-labelled resampling, features, windows
+decompose  wavelets and VMD, full-series and causal (past-only)
+model      scale encoders, cross-scale attention, fusion, networks
+train      seeding, the training loop, early stopping, checkpoints
+evaluate   honest scores: ratios to naive forecasts, intervals
+backtest   positions, costs and trading metrics
+plots      matplotlib and plotly figures used across chapters
+========== ==========================================================
+
+Modules are imported on demand (``from msa_lib import data``) so that ``import msa_lib`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+
+__all__ = ["__version__", "seed_everything"]
+__version__ = "0.1.0"
+
+
+def seed_everything(seed: int = 0, *, deterministic: bool = True) -> None:
+    """Fix every random number generator the course uses, so a notebook gives the same numbers twice.
+
+    Seeds Python's :mod:`random`, NumPy's legacy global generator and PyTorch (CPU and, when
+    present, CUDA). With ``deterministic=True`` PyTorch is also asked to use deterministic kernels.
+
+    Parameters
+    ----------
+    seed : int
+        Any non-negative integer below 2**32.
+    deterministic : bool, default True
+        Ask PyTorch for deterministic algorithms (slightly slower on GPU, no effect on CPU speed).
+    """
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed)
+    import torch
+
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
