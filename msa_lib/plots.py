@@ -26,7 +26,7 @@ COLORS = {
     "1min": "#1f77b4",
     "5min": "#ff7f0e",
     "1h": "#2ca02c",
-    "1d": "#d62728",
+    "1D": "#d62728",
 }
 
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}

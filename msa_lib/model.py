@@ -1,0 +1,1242 @@
+"""Multi-scale attention networks: one encoder per time scale, cross-scale attention, fusion, heads.
+
+The module reads top to bottom in the order the model computes:
+
+1. :class:`ScaleConfig` / :class:`ModelConfig` - plain dataclasses that describe a network (they
+   serialise to plain dicts, so a checkpoint can hold them and be loaded with ``weights_only=True``).
+2. Positional encodings (:class:`LearnablePositionalEncoding`, :class:`SinusoidalPositionalEncoding`)
+   indexed by the *age* of a bar (0 = the most recent row of a window, 1 = the one before, ...).
+3. :class:`ScaleEncoder` - input projection, optional causal convolution, positional encoding and
+   pre-LayerNorm Transformer layers for one scale.
+4. :class:`CrossScaleAttention` - the most recent token of every scale queries all tokens of all
+   scales in one batched multi-head attention call; :func:`cross_scale_attention_loop` is the slow,
+   readable version that computes the same numbers one query scale and one head at a time.
+5. :class:`CrossScaleFusion` - learnable scale weights (softmax) times per-sample sigmoid gates.
+6. :class:`HierarchicalAggregation` - attention over an average-pooled pyramid, for any length.
+7. :class:`MultiScaleAttentionNet` - the whole network, plus three baselines with the same
+   ``forward`` signature and outputs: :class:`LSTMBaseline`, :class:`SingleScaleTransformer`,
+   :class:`LinearBaseline`.
+8. :func:`build_model`, :func:`save_checkpoint`, :func:`load_checkpoint`.
+
+Conventions
+-----------
+* ``windows`` is a dict ``scale name -> [B, L_s, F_s]`` (NumPy or torch, float), as returned by
+  :func:`msa_lib.data.make_windows`; the LAST row of each window is the most recent bar.
+* Masks are boolean ``[B, L_s]`` with ``True`` = a real, visible bar and ``False`` = padding or missing
+  history. (PyTorch's own ``key_padding_mask`` uses the opposite convention; this module never
+  exposes it.) The most recent row of every window must be visible.
+* Every model returns a dict with ``"returns"`` ``[B, H]`` (one regression output per horizon) and
+  ``"direction_logits"`` ``[B, H]`` (logit of "the return over that horizon is positive").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "POS_ENCODINGS",
+    "MODEL_KINDS",
+    "ScaleConfig",
+    "ModelConfig",
+    "config_from_windows",
+    "LearnablePositionalEncoding",
+    "SinusoidalPositionalEncoding",
+    "EncoderLayer",
+    "ScaleEncoder",
+    "CrossScaleAttention",
+    "cross_scale_attention_loop",
+    "CrossScaleFusion",
+    "pool_recent_aligned",
+    "HierarchicalAggregation",
+    "MultiScaleAttentionNet",
+    "LSTMBaseline",
+    "SingleScaleTransformer",
+    "LinearBaseline",
+    "build_model",
+    "count_parameters",
+    "save_checkpoint",
+    "load_checkpoint",
+]
+
+POS_ENCODINGS = ("learnable", "sinusoidal", "none")
+CHECKPOINT_FORMAT = 1
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. Configuration
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class ScaleConfig:
+    """How one time scale is encoded.
+
+    Parameters
+    ----------
+    name : str
+        Scale name, the key of the windows dict (``"1min"``, ``"5min"``, ``"1h"``, ``"1d"``).
+    n_features : int
+        Features per bar at this scale (the last axis of its windows).
+    lookback : int
+        Longest window the encoder accepts (bars). Shorter windows are accepted too.
+    n_layers : int, default 1
+        Transformer encoder layers for this scale.
+    n_heads : int, default 4
+        Attention heads in this scale's encoder; must divide ``ModelConfig.d_model``.
+    conv_kernel : int, default 0
+        Width of a causal 1-D convolution applied before attention (0 = none). Useful for the
+        finest, noisiest scales, where neighbouring bars form local patterns.
+    """
+
+    name: str
+    n_features: int
+    lookback: int
+    n_layers: int = 1
+    n_heads: int = 4
+    conv_kernel: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"ScaleConfig.name must be a non-empty string, got {self.name!r}")
+        for key in ("n_features", "lookback", "n_layers", "n_heads"):
+            value = getattr(self, key)
+            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"scale {self.name!r}: {key} must be a positive integer, got {value!r}")
+        if not isinstance(self.conv_kernel, int | np.integer) or self.conv_kernel < 0:
+            raise ValueError(
+                f"scale {self.name!r}: conv_kernel must be an integer >= 0, got {self.conv_kernel!r}"
+            )
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a network (and nothing else: no weights, no data).
+
+    Parameters
+    ----------
+    scales : tuple of ScaleConfig
+        One entry per scale, finest first. A subset of scales is simply a config with fewer.
+    d_model : int, default 32
+        Width of every token representation.
+    horizons : tuple of str, default ("15min", "1h", "4h")
+        Forecast horizons; the model has one regression output and one direction logit per horizon.
+    dropout : float, default 0.1
+        Dropout in encoders and fusion.
+    pos_encoding : {"learnable", "sinusoidal", "none"}, default "learnable"
+        Positional encoding of every scale encoder. ``"none"`` exists to show what is lost.
+    cross_attention : bool, default True
+        If False (ablation), each scale is represented by its own last token; scales meet only in
+        the fusion layer.
+    gates : bool, default True
+        If False (ablation), the per-sample sigmoid gates of the fusion are fixed at 1.
+    n_cross_heads : int, default 4
+        Heads of the cross-scale attention; must divide ``d_model``.
+    ff_mult : int, default 4
+        Feed-forward width of encoder layers, as a multiple of ``d_model``.
+    pyramid_levels : int, default 0
+        If > 0, every scale's encoded sequence is also summarised by a
+        :class:`HierarchicalAggregation` with this many levels, added to its token.
+    pool_size : int, default 2
+        Pooling factor between pyramid levels.
+    single_scale : str or None, default None
+        Scale used by :class:`SingleScaleTransformer` (None = the first, finest scale).
+    """
+
+    scales: tuple[ScaleConfig, ...]
+    d_model: int = 32
+    horizons: tuple[str, ...] = ("15min", "1h", "4h")
+    dropout: float = 0.1
+    pos_encoding: str = "learnable"
+    cross_attention: bool = True
+    gates: bool = True
+    n_cross_heads: int = 4
+    ff_mult: int = 4
+    pyramid_levels: int = 0
+    pool_size: int = 2
+    single_scale: str | None = None
+
+    def __post_init__(self) -> None:
+        # Accept dicts and lists (as they come back from JSON or a checkpoint); store tuples.
+        scales = tuple(s if isinstance(s, ScaleConfig) else ScaleConfig(**s) for s in self.scales)
+        self.scales = scales
+        self.horizons = tuple(str(h) for h in self.horizons)
+        if not scales:
+            raise ValueError("ModelConfig.scales is empty: give at least one ScaleConfig")
+        names = [s.name for s in scales]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"ModelConfig.scales: duplicated scale names {duplicated}")
+        if not self.horizons:
+            raise ValueError("ModelConfig.horizons is empty: give at least one horizon")
+        if len(set(self.horizons)) != len(self.horizons):
+            raise ValueError(f"ModelConfig.horizons has duplicates: {self.horizons}")
+        if self.d_model < 1:
+            raise ValueError(f"ModelConfig.d_model must be >= 1, got {self.d_model}")
+        for s in scales:
+            if self.d_model % s.n_heads:
+                raise ValueError(
+                    f"scale {s.name!r}: n_heads={s.n_heads} does not divide d_model={self.d_model}"
+                )
+        if self.d_model % self.n_cross_heads:
+            raise ValueError(
+                f"n_cross_heads={self.n_cross_heads} does not divide d_model={self.d_model}"
+            )
+        if self.pos_encoding not in POS_ENCODINGS:
+            raise ValueError(
+                f"pos_encoding must be one of {POS_ENCODINGS}, got {self.pos_encoding!r}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.pyramid_levels < 0 or self.pool_size < 2 or self.ff_mult < 1:
+            raise ValueError(
+                "need pyramid_levels >= 0, pool_size >= 2 and ff_mult >= 1; got "
+                f"{self.pyramid_levels}, {self.pool_size}, {self.ff_mult}"
+            )
+        if self.single_scale is not None and self.single_scale not in names:
+            raise ValueError(f"single_scale {self.single_scale!r} is not one of the scales {names}")
+
+    @property
+    def scale_names(self) -> list[str]:
+        """Scale names in model order."""
+        return [s.name for s in self.scales]
+
+    def scale(self, name: str) -> ScaleConfig:
+        """The :class:`ScaleConfig` called ``name`` (KeyError naming the scales if absent)."""
+        for s in self.scales:
+            if s.name == name:
+                return s
+        raise KeyError(f"no scale {name!r} in this config; scales are {self.scale_names}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of str/int/float/bool/None/lists (JSON- and ``weights_only``-safe)."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
+        """Rebuild a config from :meth:`to_dict` output. Unknown keys raise a ValueError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig keys {unknown}; known keys are {sorted(known)}")
+        return cls(**dict(d))
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with some fields changed (the original is untouched)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples -> lists, NumPy scalars -> Python scalars, recursively."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def config_from_windows(
+    windows: Mapping[str, Any],
+    *,
+    scales: Sequence[str] | None = None,
+    n_layers: int | Mapping[str, int] = 1,
+    n_heads: int | Mapping[str, int] = 4,
+    conv_kernel: int | Mapping[str, int] = 0,
+    **model_options: Any,
+) -> ModelConfig:
+    """A :class:`ModelConfig` whose scales, feature counts and lookbacks match a windows dict.
+
+    Parameters
+    ----------
+    windows : dict of str -> array [N, L_s, F_s]
+        As returned by :func:`msa_lib.data.make_windows`.
+    scales : sequence of str, optional
+        Scales to use, in order (default: every key of ``windows``, in its order).
+    n_layers, n_heads, conv_kernel : int or dict of str -> int
+        One value for every scale, or a value per scale name (missing names get the default).
+    **model_options
+        Any other :class:`ModelConfig` field (``d_model``, ``horizons``, ``cross_attention``...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = {"1min": np.zeros((2, 60, 5), "float32"), "1h": np.zeros((2, 24, 6), "float32")}
+    >>> cfg = config_from_windows(w, d_model=32, horizons=("15min",))
+    >>> [(s.name, s.lookback, s.n_features) for s in cfg.scales]
+    [('1min', 60, 5), ('1h', 24, 6)]
+    """
+    names = list(windows) if scales is None else list(scales)
+
+    def pick(option: int | Mapping[str, int], name: str, default: int) -> int:
+        return int(option.get(name, default)) if isinstance(option, Mapping) else int(option)
+
+    configs = []
+    for name in names:
+        if name not in windows:
+            raise KeyError(f"scale {name!r} is not in windows (keys: {list(windows)})")
+        shape = tuple(np.shape(windows[name]))
+        if len(shape) != 3:
+            raise ValueError(f"windows[{name!r}] must be [N, lookback, n_features], got shape {shape}")
+        configs.append(
+            ScaleConfig(
+                name=name,
+                n_features=int(shape[2]),
+                lookback=int(shape[1]),
+                n_layers=pick(n_layers, name, 1),
+                n_heads=pick(n_heads, name, 4),
+                conv_kernel=pick(conv_kernel, name, 0),
+            )
+        )
+    return ModelConfig(scales=tuple(configs), **model_options)
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. Positional encodings, indexed by age (0 = most recent bar)
+# ------------------------------------------------------------------------------------------------
+class LearnablePositionalEncoding(nn.Module):
+    """One learned vector per age 0..max_len-1, added to the tokens.
+
+    Ages are counted back from the most recent row, so the newest bar always gets the same vector
+    whatever the window length. Costs ``max_len * d_model`` parameters; cannot encode ages it has
+    no vector for (a longer window raises a ValueError).
+    """
+
+    def __init__(self, d_model: int, max_len: int, name: str = "") -> None:
+        super().__init__()
+        self.max_len = max_len
+        self.name = name
+        self.table = nn.Parameter(torch.randn(max_len, d_model) * 0.02)  # [max_len, d], age order
+
+    def encoding(self, length: int) -> Tensor:
+        """Encodings of a window of ``length`` rows, oldest first: [length, d]."""
+        if length > self.max_len:
+            raise ValueError(
+                f"scale {self.name!r}: window of {length} bars is longer than the learnable "
+                f"positional encoding ({self.max_len} positions); raise ScaleConfig.lookback"
+            )
+        return self.table[:length].flip(0)  # row i of the window has age length-1-i
+
+    def forward(self, x: Tensor) -> Tensor:  # x: [B, L, d]
+        return x + self.encoding(x.shape[1])
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """Fixed sine/cosine encodings of the age (Vaswani et al., 2017); no parameters, any length."""
+
+    def __init__(self, d_model: int, base: float = 10_000.0) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.base = base
+
+    def encoding(self, length: int, device: torch.device | None = None) -> Tensor:
+        """Encodings of a window of ``length`` rows, oldest first: [length, d]."""
+        age = torch.arange(length - 1, -1, -1, dtype=torch.float32, device=device)  # [L]
+        i = torch.arange(0, self.d_model, 2, dtype=torch.float32, device=device)  # [ceil(d/2)]
+        angle = age[:, None] / self.base ** (i[None, :] / self.d_model)  # [L, ceil(d/2)]
+        pe = torch.zeros(length, self.d_model, device=device)
+        pe[:, 0::2] = torch.sin(angle)
+        pe[:, 1::2] = torch.cos(angle[:, : self.d_model // 2])
+        return pe
+
+    def forward(self, x: Tensor) -> Tensor:  # x: [B, L, d]
+        return x + self.encoding(x.shape[1], x.device)
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. One encoder per scale
+# ------------------------------------------------------------------------------------------------
+def _check_visible(mask: Tensor | None, where: str) -> None:
+    """Every sample must keep its most recent bar visible (it is the query of later stages)."""
+    if mask is None:
+        return
+    hidden_last = ~mask[:, -1]
+    if bool(hidden_last.any()):
+        first = int(hidden_last.nonzero()[0, 0])
+        raise ValueError(
+            f"{where}: the mask hides the most recent bar of sample {first}; the last row of a "
+            "window must be a real bar"
+        )
+
+
+class EncoderLayer(nn.Module):
+    """Pre-LayerNorm Transformer layer: ``x + MHA(LN(x))`` then ``x + FF(LN(x))``.
+
+    Written out (rather than ``nn.TransformerEncoderLayer``) so every shape is visible and the
+    mask convention (True = visible) is the module's own.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, ff_mult: int = 4, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(
+            nn.Linear(d_model, ff_mult * d_model),
+            nn.GELU(),
+            nn.Linear(ff_mult * d_model, d_model),
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.attn_dropout = dropout
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, explicit: bool = False) -> Tensor:
+        """Apply the layer.
+
+        Parameters
+        ----------
+        x : Tensor [B, L, d]
+        mask : bool Tensor [B, L], optional
+            True where a bar may be attended to.
+        explicit : bool, default False
+            Compute ``softmax(QK^T / sqrt(d_head)) V`` with the full [B, h, L, L] weight matrix
+            instead of the fused ``scaled_dot_product_attention`` kernel (same numbers; used to
+            measure the memory the textbook formula needs).
+        """
+        B, L, d = x.shape
+        h = self.n_heads
+        q, k, v = self.qkv(self.norm1(x)).split(d, dim=-1)  # 3 x [B, L, d]
+        q, k, v = (t.view(B, L, h, d // h).transpose(1, 2) for t in (q, k, v))  # [B, h, L, d/h]
+        attn_mask = None if mask is None else mask[:, None, None, :]  # [B, 1, 1, L]
+        p = self.attn_dropout if self.training else 0.0
+        if explicit:
+            scores = q @ k.transpose(-2, -1) / math.sqrt(d // h)  # [B, h, L, L]
+            if attn_mask is not None:
+                scores = scores.masked_fill(~attn_mask, float("-inf"))
+            ctx = F.dropout(scores.softmax(dim=-1), p) @ v  # [B, h, L, d/h]
+        else:
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+        ctx = ctx.transpose(1, 2).reshape(B, L, d)  # [B, L, d]
+        x = x + self.dropout(self.out(ctx))
+        return x + self.dropout(self.ff(self.norm2(x)))
+
+
+class ScaleEncoder(nn.Module):
+    """Encoder for one time scale: [B, L, F] bars -> [B, L, d] tokens.
+
+    Input projection -> optional causal convolution -> positional encoding -> ``n_layers``
+    pre-LayerNorm Transformer layers -> final LayerNorm. Each scale gets its own encoder because
+    its bars have their own features, noise level and meaning of "one step".
+
+    Parameters
+    ----------
+    scale : ScaleConfig
+    d_model : int
+    pos_encoding : {"learnable", "sinusoidal", "none"}
+    dropout : float
+    ff_mult : int
+    """
+
+    def __init__(
+        self,
+        scale: ScaleConfig,
+        d_model: int = 32,
+        pos_encoding: str = "learnable",
+        dropout: float = 0.1,
+        ff_mult: int = 4,
+    ) -> None:
+        super().__init__()
+        if pos_encoding not in POS_ENCODINGS:
+            raise ValueError(f"pos_encoding must be one of {POS_ENCODINGS}, got {pos_encoding!r}")
+        if d_model % scale.n_heads:
+            raise ValueError(f"scale {scale.name!r}: n_heads={scale.n_heads} does not divide d_model={d_model}")
+        self.scale = scale
+        self.input_proj = nn.Linear(scale.n_features, d_model)
+        self.conv = (
+            nn.Conv1d(d_model, d_model, scale.conv_kernel) if scale.conv_kernel > 0 else None
+        )
+        if pos_encoding == "learnable":
+            self.pos: nn.Module = LearnablePositionalEncoding(d_model, scale.lookback, scale.name)
+        elif pos_encoding == "sinusoidal":
+            self.pos = SinusoidalPositionalEncoding(d_model)
+        else:
+            self.pos = nn.Identity()
+        self.layers = nn.ModuleList(
+            EncoderLayer(d_model, scale.n_heads, ff_mult, dropout) for _ in range(scale.n_layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, explicit: bool = False) -> Tensor:
+        """Encode one scale.
+
+        Parameters
+        ----------
+        x : Tensor [B, L, n_features]
+            Windows of this scale, oldest row first, most recent last.
+        mask : bool Tensor [B, L], optional
+            True = a real bar. Hidden rows are zeroed before the convolution and never attended to.
+        explicit : bool, default False
+            Passed to :meth:`EncoderLayer.forward`.
+
+        Returns
+        -------
+        Tensor [B, L, d_model]
+        """
+        name = self.scale.name
+        if x.ndim != 3 or x.shape[-1] != self.scale.n_features:
+            raise ValueError(
+                f"scale {name!r}: expected windows [batch, length, {self.scale.n_features}], "
+                f"got shape {tuple(x.shape)}"
+            )
+        if mask is not None and mask.shape != x.shape[:2]:
+            raise ValueError(f"scale {name!r}: mask shape {tuple(mask.shape)} != {tuple(x.shape[:2])}")
+        _check_visible(mask, f"scale {name!r}")
+        h = self.input_proj(x)  # [B, L, d]
+        if mask is not None:
+            h = h * mask[..., None]
+        if self.conv is not None:
+            k = self.conv.kernel_size[0]
+            # Left padding only: the output at row i sees rows i-k+1..i (no peeking at newer rows).
+            c = self.conv(F.pad(h.transpose(1, 2), (k - 1, 0)))  # [B, d, L]
+            h = h + F.gelu(c.transpose(1, 2))  # [B, L, d]
+        h = self.pos(h)
+        for layer in self.layers:
+            h = layer(h, mask, explicit=explicit)
+        return self.norm(h)  # [B, L, d]
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. Cross-scale attention
+# ------------------------------------------------------------------------------------------------
+def _key_mask(tokens: Sequence[Tensor], masks: Sequence[Tensor | None] | None) -> Tensor | None:
+    """Concatenate per-scale masks into one [B, N] key mask (None if nothing is masked)."""
+    if masks is None or all(m is None for m in masks):
+        return None
+    if len(masks) != len(tokens):
+        raise ValueError(f"got {len(masks)} masks for {len(tokens)} scales")
+    parts = []
+    for s, (t, m) in enumerate(zip(tokens, masks, strict=True)):
+        if m is None:
+            m = torch.ones(t.shape[:2], dtype=torch.bool, device=t.device)
+        elif m.shape != t.shape[:2] or m.dtype != torch.bool:
+            raise ValueError(
+                f"scale #{s}: mask must be bool {tuple(t.shape[:2])}, got {m.dtype} {tuple(m.shape)}"
+            )
+        _check_visible(m, f"scale #{s}")
+        parts.append(m)
+    return torch.cat(parts, dim=1)
+
+
+class CrossScaleAttention(nn.Module):
+    """The most recent token of each scale attends to every token of every scale.
+
+    Tokens of all scales are concatenated into one key/value sequence of length
+    ``N = sum_s L_s``; a learned scale embedding is added first, so keys know their scale. The
+    ``S`` query tokens (the last token of each scale) are split into ``n_heads`` heads and attend to
+    all ``N`` keys in one batched call, with a [B, N] mask for padding or missing history.
+
+    Parameters
+    ----------
+    d_model : int
+    n_heads : int
+        Must divide ``d_model``.
+    n_scales : int
+        Number of scales (size of the scale embedding table).
+    dropout : float, default 0.0
+        Dropout on the attention weights (training only).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, n_scales: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"n_heads={n_heads} does not divide d_model={d_model}")
+        self.d_model, self.n_heads, self.n_scales = d_model, n_heads, n_scales
+        self.scale_embedding = nn.Parameter(torch.randn(n_scales, d_model) * 0.02)  # [S, d]
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.dropout = dropout
+
+    def _check(self, tokens: Sequence[Tensor]) -> None:
+        if len(tokens) != self.n_scales:
+            raise ValueError(f"expected {self.n_scales} scales of tokens, got {len(tokens)}")
+        B = tokens[0].shape[0]
+        for s, t in enumerate(tokens):
+            if t.ndim != 3 or t.shape[0] != B or t.shape[2] != self.d_model or t.shape[1] < 1:
+                raise ValueError(
+                    f"scale #{s}: tokens must be [{B}, length >= 1, {self.d_model}], got {tuple(t.shape)}"
+                )
+
+    def forward(
+        self,
+        tokens: Sequence[Tensor],
+        masks: Sequence[Tensor | None] | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Attend from each scale's newest token to all tokens of all scales.
+
+        Parameters
+        ----------
+        tokens : sequence of Tensor [B, L_s, d]
+            Encoded tokens of each scale, most recent last.
+        masks : sequence of (bool Tensor [B, L_s] or None), optional
+            True = key may be attended to.
+        need_weights : bool, default False
+            Also return the attention weights (computed with an explicit softmax; otherwise the
+            fused ``scaled_dot_product_attention`` kernel is used - same numbers).
+
+        Returns
+        -------
+        fused : Tensor [B, S, d]
+            Row s: what the query of scale s gathered from all scales (after the output projection).
+        weights : Tensor [B, n_heads, S, N] or None
+            Softmax weights of each head and query scale over all N keys (scales in order, each
+            oldest to newest); every row sums to 1 and masked keys get exactly 0.
+        """
+        self._check(tokens)
+        B, d, h = tokens[0].shape[0], self.d_model, self.n_heads
+        S = len(tokens)
+        key_mask = _key_mask(tokens, masks)  # [B, N] or None
+        x = torch.cat([t + self.scale_embedding[s] for s, t in enumerate(tokens)], dim=1)  # [B,N,d]
+        last = torch.stack(
+            [t[:, -1] + self.scale_embedding[s] for s, t in enumerate(tokens)], dim=1
+        )  # [B, S, d]
+        N = x.shape[1]
+        q = self.q_proj(last).view(B, S, h, d // h).transpose(1, 2)  # [B, h, S, d/h]
+        k = self.k_proj(x).view(B, N, h, d // h).transpose(1, 2)  # [B, h, N, d/h]
+        v = self.v_proj(x).view(B, N, h, d // h).transpose(1, 2)  # [B, h, N, d/h]
+        attn_mask = None if key_mask is None else key_mask[:, None, None, :]  # [B, 1, 1, N]
+        p = self.dropout if self.training else 0.0
+        weights = None
+        if need_weights:
+            scores = q @ k.transpose(-2, -1) / math.sqrt(d // h)  # [B, h, S, N]
+            if attn_mask is not None:
+                scores = scores.masked_fill(~attn_mask, float("-inf"))
+            weights = scores.softmax(dim=-1)  # [B, h, S, N]
+            ctx = F.dropout(weights, p) @ v  # [B, h, S, d/h]
+        else:
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+        ctx = ctx.transpose(1, 2).reshape(B, S, d)  # [B, S, d]: heads side by side again
+        return self.out_proj(ctx), weights
+
+
+def cross_scale_attention_loop(
+    attention: CrossScaleAttention,
+    tokens: Sequence[Tensor],
+    masks: Sequence[Tensor | None] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Readable (slow) cross-scale attention: one query scale, one head, one key scale at a time.
+
+    Uses the projection weights of ``attention`` and returns the same numbers as
+    ``attention(tokens, masks, need_weights=True)``. Unlike a per-pair softmax, the scores of a
+    query against the keys of *all* scales are gathered first and normalised together, so the
+    weights over all keys sum to one. Dropout is not applied (use it in eval mode to compare).
+
+    Parameters
+    ----------
+    attention : CrossScaleAttention
+    tokens : sequence of Tensor [B, L_s, d]
+    masks : sequence of (bool Tensor [B, L_s] or None), optional
+
+    Returns
+    -------
+    fused : Tensor [B, S, d]
+    weights : Tensor [B, n_heads, S, N]
+    """
+    attention._check(tokens)
+    S, h = len(tokens), attention.n_heads
+    dh = attention.d_model // h
+    if masks is None:
+        masks = [None] * S
+    if len(masks) != S:
+        raise ValueError(f"got {len(masks)} masks for {S} scales")
+    # Keys and values of every scale, projected once: K[j], V[j] are [B, L_j, d].
+    keys, values = [], []
+    for j, t in enumerate(tokens):
+        _check_visible(masks[j], f"scale #{j}")
+        t = t + attention.scale_embedding[j]
+        keys.append(attention.k_proj(t))
+        values.append(attention.v_proj(t))
+
+    fused, weights = [], []
+    for i, t in enumerate(tokens):  # one query scale at a time
+        query = attention.q_proj(t[:, -1] + attention.scale_embedding[i])  # [B, d]
+        head_outputs, head_weights = [], []
+        for head in range(h):
+            cols = slice(head * dh, (head + 1) * dh)  # this head's slice of the features
+            q = query[:, cols]  # [B, dh]
+            scores = []
+            for j in range(S):  # scores against every key scale ...
+                s_ij = torch.einsum("bd,bld->bl", q, keys[j][:, :, cols]) / math.sqrt(dh)  # [B, L_j]
+                if masks[j] is not None:
+                    s_ij = s_ij.masked_fill(~masks[j], float("-inf"))
+                scores.append(s_ij)
+            # ... then ONE softmax over the keys of all scales together.
+            w = torch.cat(scores, dim=1).softmax(dim=1)  # [B, N]
+            pieces = w.split([k.shape[1] for k in keys], dim=1)  # back into scales
+            ctx = sum(
+                torch.einsum("bl,bld->bd", w_j, values[j][:, :, cols]) for j, w_j in enumerate(pieces)
+            )  # [B, dh]
+            head_outputs.append(ctx)
+            head_weights.append(w)
+        fused.append(attention.out_proj(torch.cat(head_outputs, dim=1)))  # [B, d]
+        weights.append(torch.stack(head_weights, dim=1))  # [B, h, N]
+    return torch.stack(fused, dim=1), torch.stack(weights, dim=2)  # [B, S, d], [B, h, S, N]
+
+
+# ------------------------------------------------------------------------------------------------
+# 5. Fusion: learnable scale weights x per-sample gates
+# ------------------------------------------------------------------------------------------------
+class CrossScaleFusion(nn.Module):
+    """Combine S scale representations into one vector.
+
+    ``importance[b, s] = softmax(w)[s] * gate[b, s]`` where ``w`` is a learned vector (one number
+    per scale, shared by all samples) and ``gate = sigmoid(MLP_s(h[b, s]))`` depends on the sample.
+    The fused vector is ``MLP(sum_s importance[b, s] * h[b, s])``: a weighted sum, so the weights
+    say how much of each scale enters (a concatenation followed by a linear layer, as in the
+    chapter this course follows, could undo any weighting and make the weights meaningless).
+
+    Parameters
+    ----------
+    d_model : int
+    n_scales : int
+    gates : bool, default True
+        False fixes every gate at 1 (ablation).
+    dropout : float, default 0.1
+    """
+
+    def __init__(self, d_model: int, n_scales: int, gates: bool = True, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.use_gates = gates
+        self.scale_logits = nn.Parameter(torch.zeros(n_scales))  # softmax -> uniform at start
+        r = max(1, d_model // 4)
+        if gates:
+            # One small MLP d -> r -> 1 per scale, stored as stacked weights so all scales run at once.
+            self.gate_w1 = nn.Parameter(torch.randn(n_scales, d_model, r) / math.sqrt(d_model))
+            self.gate_b1 = nn.Parameter(torch.zeros(n_scales, r))
+            self.gate_w2 = nn.Parameter(torch.randn(n_scales, r) / math.sqrt(r))
+            self.gate_b2 = nn.Parameter(torch.zeros(n_scales))
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(d_model),
+            nn.Linear(d_model, 2 * d_model),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(2 * d_model, d_model),
+        )
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Fuse.
+
+        Parameters
+        ----------
+        h : Tensor [B, S, d]
+
+        Returns
+        -------
+        fused : Tensor [B, d]
+        weights : Tensor [S]  (softmax, sums to 1)
+        gates : Tensor [B, S]  (in (0, 1); all ones when gates are off)
+        """
+        B, S, _ = h.shape
+        if S != self.scale_logits.shape[0]:
+            raise ValueError(f"expected {self.scale_logits.shape[0]} scales, got {S}")
+        weights = self.scale_logits.softmax(dim=0)  # [S]
+        if self.use_gates:
+            hidden = F.relu(torch.einsum("bsd,sdr->bsr", h, self.gate_w1) + self.gate_b1)  # [B,S,r]
+            gates = torch.sigmoid((hidden * self.gate_w2).sum(-1) + self.gate_b2)  # [B, S]
+        else:
+            gates = h.new_ones(B, S)
+        importance = weights * gates  # [B, S]
+        mixed = (importance[..., None] * h).sum(dim=1)  # [B, d]
+        return self.mlp(mixed), weights, gates
+
+
+# ------------------------------------------------------------------------------------------------
+# 6. Hierarchical aggregation over an average-pooled pyramid
+# ------------------------------------------------------------------------------------------------
+def pool_recent_aligned(
+    x: Tensor, pool_size: int, mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Average-pool a sequence in groups of ``pool_size`` rows, aligned to the most recent row.
+
+    Works for every length: the newest ``pool_size`` rows form the last group, and only the
+    OLDEST group may be shorter (it is averaged over the rows it has, never padded with zeros
+    that would count). Hidden rows (mask False) are left out of the averages.
+
+    Parameters
+    ----------
+    x : Tensor [B, L, d]
+    pool_size : int >= 1
+    mask : bool Tensor [B, L], optional
+
+    Returns
+    -------
+    pooled : Tensor [B, ceil(L / pool_size), d]
+    pooled_mask : bool Tensor [B, ceil(L / pool_size)]
+        True where a group holds at least one visible row.
+    """
+    if pool_size < 1:
+        raise ValueError(f"pool_size must be >= 1, got {pool_size}")
+    B, L, d = x.shape
+    if mask is None:
+        mask = torch.ones(B, L, dtype=torch.bool, device=x.device)
+    n_groups = -(-L // pool_size)  # ceil(L / pool_size)
+    pad = n_groups * pool_size - L  # rows missing from the oldest group
+    w = F.pad(mask.to(x.dtype), (pad, 0))  # [B, G*p]: 1 = counts, 0 = padding or hidden
+    xs = F.pad(x, (0, 0, pad, 0)) * w[..., None]  # [B, G*p, d]
+    sums = xs.reshape(B, n_groups, pool_size, d).sum(2)  # [B, G, d]  (divisible after padding)
+    counts = w.reshape(B, n_groups, pool_size).sum(2)  # [B, G]
+    pooled = sums / counts.clamp(min=1.0)[..., None]
+    return pooled, counts > 0
+
+
+class HierarchicalAggregation(nn.Module):
+    """Attention over a pyramid of ever coarser averages of one sequence.
+
+    Level 0 is the sequence itself; level k+1 averages level k in groups of ``pool_size`` (see
+    :func:`pool_recent_aligned`, so any length works). At each level the most recent token
+    attends to all tokens of that level; the level summaries are concatenated and projected.
+
+    Parameters
+    ----------
+    d_model : int
+    n_levels : int, default 3
+    pool_size : int, default 2
+    n_heads : int, default 4
+    """
+
+    def __init__(self, d_model: int, n_levels: int = 3, pool_size: int = 2, n_heads: int = 4) -> None:
+        super().__init__()
+        if n_levels < 1 or pool_size < 2:
+            raise ValueError(f"need n_levels >= 1 and pool_size >= 2, got {n_levels}, {pool_size}")
+        self.n_levels, self.pool_size = n_levels, pool_size
+        self.level_attention = nn.ModuleList(
+            CrossScaleAttention(d_model, n_heads, n_scales=1) for _ in range(n_levels)
+        )
+        self.level_fusion = nn.Sequential(nn.Linear(n_levels * d_model, d_model), nn.LayerNorm(d_model))
+
+    def pyramid(self, x: Tensor, mask: Tensor | None = None) -> list[tuple[Tensor, Tensor | None]]:
+        """The pyramid's levels as (tokens [B, L_k, d], mask [B, L_k] or None), finest first."""
+        levels = [(x, mask)]
+        for _ in range(self.n_levels - 1):
+            x, mask = pool_recent_aligned(x, self.pool_size, mask)
+            levels.append((x, mask))
+        return levels
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Summarise [B, L, d] (any L >= 1) into [B, d]."""
+        summaries = []
+        for (tokens, m), attend in zip(self.pyramid(x, mask), self.level_attention, strict=True):
+            out, _ = attend([tokens], None if m is None else [m])  # [B, 1, d]
+            summaries.append(out[:, 0])
+        return self.level_fusion(torch.cat(summaries, dim=-1))  # [B, d]
+
+
+# ------------------------------------------------------------------------------------------------
+# 7. Networks
+# ------------------------------------------------------------------------------------------------
+def _as_inputs(
+    config: ModelConfig,
+    windows: Mapping[str, Any],
+    masks: Mapping[str, Any] | None,
+    device: torch.device,
+    names: Sequence[str] | None = None,
+) -> tuple[list[Tensor], list[Tensor | None]]:
+    """Validate the windows (and masks) of the config's scales and turn them into tensors.
+
+    Extra keys in ``windows`` are ignored (a model over a subset of scales takes the full dict).
+    Nothing passed in is modified.
+    """
+    if not isinstance(windows, Mapping):
+        raise TypeError(f"windows must be a dict of scale name -> [B, L, F], got {type(windows).__name__}")
+    names = config.scale_names if names is None else list(names)
+    xs: list[Tensor] = []
+    ms: list[Tensor | None] = []
+    batch = None
+    for name in names:
+        if name not in windows:
+            raise KeyError(f"windows has no scale {name!r} (keys: {list(windows)})")
+        sc = config.scale(name)
+        x = torch.as_tensor(windows[name], dtype=torch.float32, device=device)
+        if x.ndim != 3 or x.shape[2] != sc.n_features or x.shape[1] < 1:
+            raise ValueError(
+                f"windows[{name!r}]: expected [batch, length <= {sc.lookback}, {sc.n_features}], "
+                f"got shape {tuple(x.shape)}"
+            )
+        if batch is None:
+            batch = x.shape[0]
+        elif x.shape[0] != batch:
+            raise ValueError(f"windows[{name!r}] has batch {x.shape[0]}, other scales have {batch}")
+        m = None
+        if masks is not None and masks.get(name) is not None:
+            m = torch.as_tensor(masks[name], device=device)
+            if m.dtype != torch.bool or m.shape != x.shape[:2]:
+                raise ValueError(
+                    f"masks[{name!r}] must be bool {tuple(x.shape[:2])}, got {m.dtype} {tuple(m.shape)}"
+                )
+        bad = ~torch.isfinite(x) if m is None else ~torch.isfinite(x) & m[..., None]
+        if bool(bad.any()):
+            b, t, f = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(
+                f"windows[{name!r}] holds a non-finite value at sample {b}, row {t}, feature {f}"
+            )
+        xs.append(x)
+        ms.append(m)
+    return xs, ms
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+class MultiScaleAttentionNet(nn.Module):
+    """Encoders per scale -> cross-scale attention -> fusion -> one output per horizon.
+
+    Parameters
+    ----------
+    config : ModelConfig
+
+    Examples
+    --------
+    >>> import torch
+    >>> cfg = ModelConfig(scales=(ScaleConfig("1min", 5, 60), ScaleConfig("1h", 6, 24)))
+    >>> net = MultiScaleAttentionNet(cfg).eval()
+    >>> out = net({"1min": torch.randn(8, 60, 5), "1h": torch.randn(8, 24, 6)})
+    >>> tuple(out["returns"].shape), tuple(out["direction_logits"].shape)
+    ((8, 3), (8, 3))
+    """
+
+    kind = "multiscale"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        d, S = config.d_model, len(config.scales)
+        self.encoders = nn.ModuleDict(
+            {
+                s.name: ScaleEncoder(s, d, config.pos_encoding, config.dropout, config.ff_mult)
+                for s in config.scales
+            }
+        )
+        if config.cross_attention:
+            self.cross = CrossScaleAttention(d, config.n_cross_heads, S)
+            self.cross_norm = nn.LayerNorm(d)
+        if config.pyramid_levels > 0:
+            self.pyramids = nn.ModuleDict(
+                {
+                    s.name: HierarchicalAggregation(
+                        d, config.pyramid_levels, config.pool_size, config.n_cross_heads
+                    )
+                    for s in config.scales
+                }
+            )
+        self.fusion = CrossScaleFusion(d, S, gates=config.gates, dropout=config.dropout)
+        H = len(config.horizons)
+        self.return_head = nn.Linear(d, H)  # row k = the regression head of horizon k
+        self.direction_head = nn.Linear(d, H)  # row k = logit of "return over horizon k > 0"
+
+    def forward(
+        self,
+        windows: Mapping[str, Any],
+        masks: Mapping[str, Any] | None = None,
+        return_details: bool = False,
+    ) -> dict[str, Tensor]:
+        """Forecast from a dict of windows.
+
+        Parameters
+        ----------
+        windows : dict of str -> array or Tensor [B, L_s, F_s]
+            One entry per scale of the config (extra keys are ignored); most recent row last.
+        masks : dict of str -> bool [B, L_s], optional
+            True = real bar; False = padding / missing history (never attended to).
+        return_details : bool, default False
+            Also return the internals used for interpretation.
+
+        Returns
+        -------
+        dict
+            ``"returns"`` [B, H], ``"direction_logits"`` [B, H]; with ``return_details`` also
+            ``"attention"`` [B, n_cross_heads, S, N] (None when cross_attention is off),
+            ``"scale_weights"`` [S], ``"gates"`` [B, S], ``"scale_tokens"`` [B, S, d] (each scale's
+            representation entering the fusion), ``"fused"`` [B, d] and ``"key_scale"`` [N] (index
+            of the scale of each key position).
+        """
+        cfg = self.config
+        xs, ms = _as_inputs(cfg, windows, masks, _device(self))
+        tokens = [self.encoders[s.name](x, m) for s, x, m in zip(cfg.scales, xs, ms, strict=True)]
+        last = torch.stack([t[:, -1] for t in tokens], dim=1)  # [B, S, d]
+        attention = None
+        if cfg.cross_attention:
+            gathered, attention = self.cross(tokens, ms, need_weights=return_details)
+            h = self.cross_norm(last + gathered)  # [B, S, d]
+        else:
+            h = last
+        if cfg.pyramid_levels > 0:
+            summary = [self.pyramids[s.name](t, m) for s, t, m in zip(cfg.scales, tokens, ms, strict=True)]
+            h = h + torch.stack(summary, dim=1)
+        fused, weights, gates = self.fusion(h)  # [B, d], [S], [B, S]
+        out = {"returns": self.return_head(fused), "direction_logits": self.direction_head(fused)}
+        if return_details:
+            out.update(
+                attention=attention,
+                scale_weights=weights,
+                gates=gates,
+                scale_tokens=h,
+                fused=fused,
+                key_scale=torch.cat(
+                    [torch.full((t.shape[1],), s, dtype=torch.long) for s, t in enumerate(tokens)]
+                ),
+            )
+        return out
+
+
+class LSTMBaseline(nn.Module):
+    """Baseline: one LSTM per scale, last hidden states concatenated, then the same two heads.
+
+    Hidden rows (mask False) are fed as zeros. Same ``forward`` signature and outputs as
+    :class:`MultiScaleAttentionNet` (``return_details`` adds only ``"fused"``).
+    """
+
+    kind = "lstm"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        d, S, H = config.d_model, len(config.scales), len(config.horizons)
+        self.lstms = nn.ModuleDict(
+            {s.name: nn.LSTM(s.n_features, d, batch_first=True) for s in config.scales}
+        )
+        self.mix = nn.Sequential(nn.Linear(S * d, d), nn.GELU(), nn.Dropout(config.dropout))
+        self.return_head = nn.Linear(d, H)
+        self.direction_head = nn.Linear(d, H)
+
+    def forward(
+        self,
+        windows: Mapping[str, Any],
+        masks: Mapping[str, Any] | None = None,
+        return_details: bool = False,
+    ) -> dict[str, Tensor]:
+        """See :meth:`MultiScaleAttentionNet.forward`."""
+        xs, ms = _as_inputs(self.config, windows, masks, _device(self))
+        finals = []
+        for s, x, m in zip(self.config.scales, xs, ms, strict=True):
+            if m is not None:
+                x = x * m[..., None]
+            _, (h_n, _) = self.lstms[s.name](x)  # h_n: [1, B, d]
+            finals.append(h_n[-1])
+        fused = self.mix(torch.cat(finals, dim=-1))  # [B, d]
+        out = {"returns": self.return_head(fused), "direction_logits": self.direction_head(fused)}
+        if return_details:
+            out["fused"] = fused
+        return out
+
+
+class SingleScaleTransformer(nn.Module):
+    """Baseline: one :class:`ScaleEncoder` over a single scale, its last token -> the two heads.
+
+    The scale is ``config.single_scale`` (default: the first, finest one); the windows of other
+    scales are ignored. Same ``forward`` signature and outputs as :class:`MultiScaleAttentionNet`
+    (``return_details`` adds only ``"fused"``).
+    """
+
+    kind = "single_scale"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.scale_name = config.single_scale or config.scales[0].name
+        d, H = config.d_model, len(config.horizons)
+        sc = config.scale(self.scale_name)
+        self.encoder = ScaleEncoder(sc, d, config.pos_encoding, config.dropout, config.ff_mult)
+        self.return_head = nn.Linear(d, H)
+        self.direction_head = nn.Linear(d, H)
+
+    def forward(
+        self,
+        windows: Mapping[str, Any],
+        masks: Mapping[str, Any] | None = None,
+        return_details: bool = False,
+    ) -> dict[str, Tensor]:
+        """See :meth:`MultiScaleAttentionNet.forward`."""
+        (x,), (m,) = _as_inputs(self.config, windows, masks, _device(self), [self.scale_name])
+        fused = self.encoder(x, m)[:, -1]  # [B, d]
+        out = {"returns": self.return_head(fused), "direction_logits": self.direction_head(fused)}
+        if return_details:
+            out["fused"] = fused
+        return out
+
+
+class LinearBaseline(nn.Module):
+    """Baseline: every window of every scale flattened into one vector, then linear heads.
+
+    Requires windows of exactly ``lookback`` rows per scale. Hidden rows are fed as zeros.
+    """
+
+    kind = "linear"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        n_in = sum(s.lookback * s.n_features for s in config.scales)
+        H = len(config.horizons)
+        self.return_head = nn.Linear(n_in, H)
+        self.direction_head = nn.Linear(n_in, H)
+
+    def forward(
+        self,
+        windows: Mapping[str, Any],
+        masks: Mapping[str, Any] | None = None,
+        return_details: bool = False,
+    ) -> dict[str, Tensor]:
+        """See :meth:`MultiScaleAttentionNet.forward`."""
+        xs, ms = _as_inputs(self.config, windows, masks, _device(self))
+        flat = []
+        for s, x, m in zip(self.config.scales, xs, ms, strict=True):
+            if x.shape[1] != s.lookback:
+                raise ValueError(
+                    f"LinearBaseline: windows[{s.name!r}] has {x.shape[1]} rows, needs exactly {s.lookback}"
+                )
+            if m is not None:
+                x = x * m[..., None]
+            flat.append(x.flatten(1))  # [B, L_s * F_s]
+        z = torch.cat(flat, dim=1)
+        out = {"returns": self.return_head(z), "direction_logits": self.direction_head(z)}
+        if return_details:
+            out["fused"] = z
+        return out
+
+
+# ------------------------------------------------------------------------------------------------
+# 8. Factory, parameter count, checkpoints
+# ------------------------------------------------------------------------------------------------
+MODEL_KINDS: dict[str, type[nn.Module]] = {
+    "multiscale": MultiScaleAttentionNet,
+    "lstm": LSTMBaseline,
+    "single_scale": SingleScaleTransformer,
+    "linear": LinearBaseline,
+}
+
+
+def build_model(kind: str, config: ModelConfig | Mapping[str, Any]) -> nn.Module:
+    """Build a model by kind: ``"multiscale"``, ``"lstm"``, ``"single_scale"`` or ``"linear"``."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(MODEL_KINDS)}")
+    if not isinstance(config, ModelConfig):
+        config = ModelConfig.from_dict(config)
+    return MODEL_KINDS[kind](config)
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters of a module."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Raise TypeError unless ``value`` is made of types ``torch.load(weights_only=True)`` accepts."""
+    if value is None or isinstance(value, bool | int | float | str | Tensor):
+        return
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str | int):
+                raise TypeError(f"{where}: key {k!r} must be str or int")
+            _check_plain(v, f"{where}[{k!r}]")
+        return
+    raise TypeError(
+        f"{where} is a {type(value).__name__}; checkpoints hold only None/bool/int/float/str, "
+        "tensors, lists and dicts (convert it first)"
+    )
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, **extra: Any) -> Path:
+    """Save weights, config and kind so :func:`load_checkpoint` can rebuild the model.
+
+    Parameters
+    ----------
+    model : one of the models of this module (it has ``.kind`` and ``.config``)
+    path : str or Path
+    **extra
+        Anything else to keep (epoch, metrics, scaler statistics...), as plain values: None, bool,
+        int, float, str, tensors, lists and dicts of those (checked; TypeError names the key).
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
+    kind = getattr(model, "kind", None)
+    config = getattr(model, "config", None)
+    if kind not in MODEL_KINDS or not isinstance(config, ModelConfig):
+        raise TypeError(
+            f"save_checkpoint needs a model built by msa_lib.model (kinds {sorted(MODEL_KINDS)}), "
+            f"got {type(model).__name__}"
+        )
+    extra = {k: _plain(v) for k, v in extra.items()}
+    _check_plain(extra, "extra")
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "kind": kind,
+        "config": config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "extra": extra,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+    return path
+
+
+def load_checkpoint(
+    path: str | Path,
+    expected_config: ModelConfig | Mapping[str, Any] | None = None,
+    *,
+    expected_kind: str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model saved by :func:`save_checkpoint` (loaded with ``weights_only=True``).
+
+    Parameters
+    ----------
+    path : str or Path
+    expected_config : ModelConfig or dict, optional
+        If given, the stored config must equal it; otherwise a ValueError lists every differing
+        field with both values.
+    expected_kind : str, optional
+        If given, the stored model kind must equal it.
+    map_location : str or torch.device, default "cpu"
+
+    Returns
+    -------
+    model : nn.Module
+        In eval mode.
+    extra : dict
+        The ``**extra`` values passed to :func:`save_checkpoint`.
+    """
+    payload = torch.load(Path(path), map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a msa_lib.model checkpoint (format {CHECKPOINT_FORMAT})")
+    kind, stored = payload["kind"], payload["config"]
+    if expected_kind is not None and kind != expected_kind:
+        raise ValueError(f"{path}: checkpoint holds a {kind!r} model, expected {expected_kind!r}")
+    if expected_config is not None:
+        if isinstance(expected_config, ModelConfig):
+            expected = expected_config.to_dict()
+        else:
+            expected = ModelConfig.from_dict(expected_config).to_dict()
+        differences = [
+            f"{key}: checkpoint {stored.get(key)!r} vs expected {expected.get(key)!r}"
+            for key in sorted(set(stored) | set(expected))
+            if stored.get(key) != expected.get(key)
+        ]
+        if differences:
+            raise ValueError(
+                f"{path}: checkpoint config does not match the expected config:\n  "
+                + "\n  ".join(differences)
+            )
+    model = build_model(kind, ModelConfig.from_dict(stored))
+    model.load_state_dict(payload["state_dict"])
+    model.to(map_location)
+    return model.eval(), payload["extra"]
