@@ -43,7 +43,7 @@ def seed_everything(seed: int = 0, *, deterministic: bool = True) -> None:
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - notebooks may still use the legacy global generator
     import torch
 
     torch.manual_seed(seed)

@@ -1,0 +1,489 @@
+"""Where the course's data come from: a synthetic market with known ground truth, and real bars.
+
+* :func:`simulate_market` generates 1-minute OHLCV bars (24/7, UTC, labelled by close time) with a
+  planted **cross-scale** signal, and returns them with the truth that generated them and an
+  oracle (:meth:`SyntheticMarket.expected_return`): the exact conditional mean of every forward
+  return given what was observable at the time. The oracle says how well any model could do.
+* :func:`load_dataset` returns the real bars that ship inside the package (no internet needed).
+* :func:`fetch_bybit_klines` downloads live bars (needs internet; not used by the book). It lives
+  in :mod:`msa_lib.bybit` and is re-exported here.
+
+The synthetic market
+--------------------
+Time runs in minutes ``u``; day ``d`` (a UTC day) holds 1,440 of them. The log return of minute
+``u`` is
+
+``r_u = s_d * mu + y_u``,   ``y_u = s_d * beta(s_d) * m_{u-1} + sigma_u * eps_u``
+
+* ``s_d`` (the **trend state**, +1 or -1) is the sign of the log return over the ``trend_days``
+  daily bars ending with the close of day ``d - 2``. It uses completed daily bars only and is known
+  a whole day before it applies, which keeps the oracle exact for horizons up to one day.
+* ``m_{u-1}`` (the **momentum**) is the mean of the last ``momentum_minutes`` values of ``y`` (the
+  minute returns with the tiny trend drift ``s * mu`` taken out).
+* ``s * beta(s) * m`` is the planted **cross-scale** signal, a product: after a rising stretch
+  (``s = +1``) short-term moves *continue* (``beta(+1) = signal_strength``); after a falling stretch
+  (``s = -1``) they *reverse* (``beta(-1) = signal_strength * reversal_ratio``, larger because
+  reversals damp themselves while continuations compound). With ``s`` balanced, neither momentum
+  alone nor the trend state alone says which way the price goes next.
+* ``mu = trend_drift / 1440``: a small drift in the direction of the trend state.
+* ``sigma_u = minute_vol * season(hour) * exp(h_u - vol_of_vol**2)``: an intraday cycle peaking at
+  ``season_peak_hour`` UTC, times a log-AR(1) stochastic volatility ``h`` (volatility clustering).
+* ``eps_u``: Student-t with ``tail_dof`` degrees of freedom scaled to unit variance (heavy tails).
+
+Given the trend states, the recursion is linear, so the conditional mean of the log return ``H``
+minutes ahead is obtained exactly by running it forward with future noise set to zero: that is
+:meth:`SyntheticMarket.expected_return`, the oracle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import io
+from collections import deque
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter, lfiltic
+
+from msa_lib.bybit import fetch_bybit_klines
+from msa_lib.data import OHLCV_COLUMNS, as_timedelta, decision_times, horizon_label, validate_ohlcv
+
+__all__ = [
+    "DATASETS",
+    "MarketParams",
+    "SyntheticMarket",
+    "fetch_bybit_klines",
+    "load_dataset",
+    "simulate_market",
+]
+
+MINUTES_PER_DAY = 1440
+
+
+# --------------------------------------------------------------------------------------------------
+# the synthetic market
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MarketParams:
+    """Every knob of :func:`simulate_market` (frozen: change one with ``dataclasses.replace``).
+
+    Attributes
+    ----------
+    signal_strength : float
+        ``beta(+1)``, the continuation strength after a rising stretch, in ``[0, 1)``; 0 plants no
+        signal. The default gives an oracle direction accuracy of about 64% at a 1-hour horizon.
+    reversal_ratio : float
+        ``beta(-1) / beta(+1)``: how much stronger the reversal after a falling stretch is.
+    momentum_minutes : int
+        Length ``L`` of the momentum average (minutes).
+    trend_days : int
+        The trend state is the sign of the return over this many daily bars.
+    trend_drift : float
+        Daily log drift in the direction of the trend state (``mu * 1440``).
+    minute_vol : float
+        Typical standard deviation of a one-minute log return.
+    season_amplitude : float
+        Intraday cycle: volatility and volume are multiplied by ``1 + a * cos(2 pi (h - peak)/24)``.
+    season_peak_hour : float
+        UTC hour of the busiest time of day.
+    vol_half_life_minutes : float
+        Half-life of the log-volatility AR(1) process (volatility clustering).
+    vol_of_vol : float
+        Stationary standard deviation of log-volatility.
+    tail_dof : float
+        Degrees of freedom of the Student-t innovations (> 2; smaller = heavier tails).
+    volume_base : float
+        Mean volume of a quiet minute.
+    volume_return_sensitivity : float
+        Volume grows by this factor per unit of ``|r_u| / sigma_u``.
+    volume_noise : float
+        Standard deviation of the log-normal noise on volume.
+    substeps : int
+        Points per minute of the finer path from which open/high/low are taken.
+    start_price : float
+        Price at the start of the first bar.
+    burn_in_days : int
+        Days simulated and thrown away before the start (so states have history on day 1).
+    """
+
+    signal_strength: float = 0.62
+    reversal_ratio: float = 2.8
+    momentum_minutes: int = 30
+    trend_days: int = 2
+    trend_drift: float = 0.002
+    minute_vol: float = 6e-4
+    season_amplitude: float = 0.4
+    season_peak_hour: float = 14.0
+    vol_half_life_minutes: float = 240.0
+    vol_of_vol: float = 0.3
+    tail_dof: float = 4.0
+    volume_base: float = 100.0
+    volume_return_sensitivity: float = 1.0
+    volume_noise: float = 0.3
+    substeps: int = 10
+    start_price: float = 100.0
+    burn_in_days: int = 10
+
+    def beta(self, trend: float) -> float:
+        """Strength of the momentum effect in trend state ``trend`` (+1: continuation, -1: reversal)."""
+        return self.signal_strength if trend > 0 else self.signal_strength * self.reversal_ratio
+
+    def __post_init__(self) -> None:
+        checks = [
+            (0 <= self.signal_strength < 1, "signal_strength must be in [0, 1)"),
+            (self.reversal_ratio >= 0, "reversal_ratio must be >= 0"),
+            (self.momentum_minutes >= 1, "momentum_minutes must be >= 1"),
+            (self.trend_days >= 1, "trend_days must be >= 1"),
+            (self.minute_vol > 0, "minute_vol must be > 0"),
+            (0 <= self.season_amplitude < 1, "season_amplitude must be in [0, 1)"),
+            (self.vol_half_life_minutes > 0, "vol_half_life_minutes must be > 0"),
+            (self.vol_of_vol >= 0, "vol_of_vol must be >= 0"),
+            (self.tail_dof > 2, "tail_dof must be > 2 (finite variance)"),
+            (self.volume_base > 0, "volume_base must be > 0"),
+            (self.volume_return_sensitivity >= 0, "volume_return_sensitivity must be >= 0"),
+            (self.volume_noise >= 0, "volume_noise must be >= 0"),
+            (self.substeps >= 1, "substeps must be >= 1"),
+            (self.start_price > 0, "start_price must be > 0"),
+            (self.burn_in_days >= self.trend_days + 2, "burn_in_days must be >= trend_days + 2"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"MarketParams: {message}")
+        for trend in (1.0, -1.0):  # the momentum recursion must not explode
+            coeffs = [1.0] + [-trend * self.beta(trend) / self.momentum_minutes] * self.momentum_minutes
+            if np.abs(np.roots(coeffs)).max() >= 1:
+                raise ValueError(
+                    f"MarketParams: signal_strength={self.signal_strength} with reversal_ratio="
+                    f"{self.reversal_ratio} makes the trend-state {trend:+.0f} recursion unstable"
+                )
+
+
+class SyntheticMarket:
+    """The output of :func:`simulate_market`: bars, the planted truth, and the oracle.
+
+    Attributes
+    ----------
+    bars : pandas.DataFrame
+        1-minute bars, index ``time`` (UTC, bar close time), columns
+        ``open, high, low, close, volume`` (float64).
+    truth : pandas.DataFrame
+        On the bar index: ``trend`` (the state ``s`` in force for this bar, +1/-1), ``momentum``
+        (mean of the last ``L`` drift-free minute returns ``y`` up to and including this bar),
+        ``sigma``
+        (noise scale of this bar's return), ``season`` (intraday factor), ``drift`` (planted mean of
+        this bar's log return given everything before it) and ``log_return``.
+    params : MarketParams
+    seed : int
+    """
+
+    def __init__(
+        self,
+        bars: pd.DataFrame,
+        truth: pd.DataFrame,
+        params: MarketParams,
+        seed: int,
+        past_returns: np.ndarray,
+    ) -> None:
+        self.bars = bars
+        self.truth = truth
+        self.params = params
+        self.seed = seed
+        self._past = past_returns  # the L drift-free minute returns y before the first bar
+
+    def __repr__(self) -> str:
+        return (
+            f"SyntheticMarket({len(self.bars):,} one-minute bars, {self.bars.index[0]} .. "
+            f"{self.bars.index[-1]}, signal_strength={self.params.signal_strength}, "
+            f"seed={self.seed})"
+        )
+
+    def _minutes(self, horizon: int | str) -> int:
+        minutes = as_timedelta(horizon) / pd.Timedelta(minutes=1)
+        if minutes != int(minutes):
+            raise ValueError(f"horizon {horizon!r} is not a whole number of minutes")
+        if minutes > MINUTES_PER_DAY:
+            raise ValueError(
+                f"horizon {horizon!r} is longer than one day: the trend state two days ahead "
+                "is not known yet, so the oracle would not be exact"
+            )
+        return int(minutes)
+
+    def expected_return(self, horizon: int | str) -> pd.Series:
+        """The oracle: planted conditional mean of the forward log return over ``horizon``.
+
+        At bar time ``t`` (the close of minute ``u``), returns
+        ``E[log C_{t+H} - log C_t | everything observable at t]``, exactly: the trend states
+        needed are known a day ahead, and given them the return recursion is linear, so the mean
+        is the recursion run forward with future noise set to zero.
+
+        Parameters
+        ----------
+        horizon : int or str
+            Minutes (int) or a string such as ``"15min"``, ``"1h"``; at most one day.
+
+        Returns
+        -------
+        pandas.Series
+            On ``bars.index``; NaN where ``t + horizon`` is past the last bar.
+        """
+        steps = self._minutes(horizon)
+        p = self.params
+        lag = p.momentum_minutes
+        mu = p.trend_drift / MINUTES_PER_DAY
+        s = self.truth["trend"].to_numpy().astype("float64")  # [n]
+        slope = s * np.where(s > 0, p.beta(1.0), p.beta(-1.0)) / lag  # s * beta_s / L, [n]
+        y = self.truth["log_return"].to_numpy() - s * mu  # drift-free returns, [n]
+        n = len(y)
+        known = np.concatenate([self._past, y])  # known[u + lag] == y[u]
+        window = self.truth["momentum"].to_numpy() * lag  # sum of the last L y's, per anchor u
+        total = np.zeros(n)
+        recent: deque[np.ndarray] = deque(maxlen=lag)  # expected y of the last L steps
+        for j in range(1, steps + 1):
+            # state of minute u + j (known a day ahead); NaN once u + j runs past the data
+            s_next = np.full(n, np.nan)
+            s_next[: n - j] = s[j:]
+            slope_next = np.full(n, np.nan)
+            slope_next[: n - j] = slope[j:]
+            expected_y = slope_next * window  # E[y_{u+j} | info at u], [n]
+            total += expected_y + s_next * mu
+            # the y leaving the window: known if it is at or before u, else its expectation
+            leaving = known[j : j + n] if j <= lag else recent[0]
+            window = window + expected_y - leaving
+            recent.append(expected_y)
+        return pd.Series(total, index=self.bars.index, name=f"expected_{horizon_label(horizon)}")
+
+    def forward_return(self, horizon: int | str) -> pd.Series:
+        """Realised log return from each bar's close to the close ``horizon`` later (NaN past the end)."""
+        steps = self._minutes(horizon)
+        log_close = np.log(self.bars["close"].to_numpy())
+        out = np.full(len(log_close), np.nan)
+        out[: len(out) - steps] = log_close[steps:] - log_close[:-steps]
+        return pd.Series(out, index=self.bars.index, name=f"forward_{horizon_label(horizon)}")
+
+    def oracle_accuracy(
+        self,
+        horizon: int | str,
+        times: pd.DatetimeIndex | None = None,
+        *,
+        every: int | str = "5min",
+    ) -> float:
+        """Share of decision times where the oracle's sign equals the realised return's sign.
+
+        Parameters
+        ----------
+        horizon : int or str
+            Forecast horizon (at most one day).
+        times : pandas.DatetimeIndex, optional
+            Decision times (bar times). By default every bar time on a multiple of ``every``.
+        every : int or str, default "5min"
+            Spacing of the default decision times.
+
+        Returns
+        -------
+        float
+            Direction accuracy over the times whose horizon ends inside the data.
+        """
+        if times is None:
+            times = decision_times(self.bars, every)
+        expected = self.expected_return(horizon).reindex(times)
+        realised = self.forward_return(horizon).reindex(times)
+        ok = expected.notna() & realised.notna()
+        if not ok.any():
+            raise ValueError(f"no decision time has a full {horizon!r} horizon inside the data")
+        return float((np.sign(expected[ok]) == np.sign(realised[ok])).mean())
+
+
+def simulate_market(
+    days: int = 60,
+    seed: int = 0,
+    start: str | pd.Timestamp = "2024-01-01",
+    *,
+    signal_strength: float | None = None,
+    params: MarketParams | None = None,
+) -> SyntheticMarket:
+    """Simulate ``days`` days of 1-minute bars with a planted cross-scale signal and its oracle.
+
+    See the module docstring and the data card (``book/data_card.md``) for the model. 60 days
+    (86,400 bars) take about a second.
+
+    Parameters
+    ----------
+    days : int, default 60
+        Number of whole UTC days of bars.
+    seed : int, default 0
+        Seed of the random generator; the same seed gives the same market.
+    start : str or pandas.Timestamp, default "2024-01-01"
+        Midnight (UTC) at which the first bar opens; its label (close time) is one minute later.
+    signal_strength : float, optional
+        Shortcut for ``params.signal_strength`` (``beta(+1)`` of the model), in ``[0, 1)``.
+    params : MarketParams, optional
+        All other settings (defaults: :class:`MarketParams()`).
+
+    Returns
+    -------
+    SyntheticMarket
+        ``.bars``, ``.truth``, ``.params``, ``.expected_return(h)``, ``.oracle_accuracy(h)``.
+    """
+    if isinstance(days, bool) or not isinstance(days, int | np.integer) or days < 1:
+        raise ValueError(f"days must be a positive int, got {days!r}")
+    p = params if params is not None else MarketParams()
+    if signal_strength is not None:
+        p = dataclasses.replace(p, signal_strength=float(signal_strength))
+    start_ts = pd.Timestamp(start)
+    start_ts = start_ts.tz_localize("UTC") if start_ts.tz is None else start_ts.tz_convert("UTC")
+    if start_ts != start_ts.normalize():
+        raise ValueError(f"start must be a midnight (UTC), got {start_ts}")
+
+    rng = np.random.default_rng(seed)
+    n_days = days + p.burn_in_days
+    n = n_days * MINUTES_PER_DAY
+    lag = p.momentum_minutes
+
+    # intraday season (same for every day), by the middle of each minute
+    hour = (np.arange(MINUTES_PER_DAY) + 0.5) / 60.0
+    season_day = 1.0 + p.season_amplitude * np.cos(2 * np.pi * (hour - p.season_peak_hour) / 24)
+    season = np.tile(season_day, n_days)  # [n]
+
+    # stochastic volatility: log-AR(1) with stationary std vol_of_vol
+    phi = 0.5 ** (1.0 / p.vol_half_life_minutes)
+    shocks = rng.standard_normal(n) * p.vol_of_vol * np.sqrt(1 - phi**2)
+    h0 = rng.standard_normal() * p.vol_of_vol
+    h = lfilter([1.0], [1.0, -phi], shocks, zi=[phi * h0])[0]
+    sigma = p.minute_vol * season * np.exp(h - p.vol_of_vol**2)  # [n]; E[sigma^2] = (vol*season)^2
+
+    # unit-variance Student-t innovations
+    eps = rng.standard_t(p.tail_dof, size=n) / np.sqrt(p.tail_dof / (p.tail_dof - 2))
+    noise = sigma * eps  # [n]
+
+    mu = p.trend_drift / MINUTES_PER_DAY
+    y = np.empty(n)  # drift-free returns: y_u = s * beta_s * mean(y_{u-L..u-1}) + noise_u
+    trend_by_day = np.empty(n_days)
+    day_close = np.empty(n_days)  # cumulative log return at each day's close
+    log_level = 0.0
+    for d in range(n_days):
+        if d >= p.trend_days + 2:
+            move = day_close[d - 2] - day_close[d - 2 - p.trend_days]
+            s = 1.0 if move >= 0 else -1.0
+        else:  # burn-in days without enough history: a coin flip
+            s = float(rng.choice([-1.0, 1.0]))
+        trend_by_day[d] = s
+        a = [1.0] + [-s * p.beta(s) / lag] * lag  # y_u - (s beta / L) sum y_{u-i} = noise_u
+        lo, hi = d * MINUTES_PER_DAY, (d + 1) * MINUTES_PER_DAY
+        past = y[max(lo - lag, 0) : lo][::-1]  # most recent first
+        past = np.pad(past, (0, lag - len(past)))
+        zi = lfiltic([1.0], a, past)
+        y[lo:hi] = lfilter([1.0], a, noise[lo:hi], zi=zi)[0]
+        log_level += y[lo:hi].sum() + MINUTES_PER_DAY * s * mu
+        day_close[d] = log_level
+
+    trend = np.repeat(trend_by_day, MINUTES_PER_DAY)  # [n]
+    r = y + trend * mu
+    csum = np.concatenate([[0.0], np.cumsum(y)])
+    # momentum[u] = mean(y[u-L+1 .. u]); for u < L-1 the window is shorter (burn-in only)
+    idx = np.arange(n)
+    momentum = (csum[idx + 1] - csum[np.maximum(idx + 1 - lag, 0)]) / lag
+    betas = np.where(trend > 0, p.beta(1.0), p.beta(-1.0))
+    drift = trend * mu
+    drift[1:] += trend[1:] * betas[1:] * momentum[:-1]
+
+    # keep the days after the burn-in
+    keep = slice(p.burn_in_days * MINUTES_PER_DAY, n)
+    first = p.burn_in_days * MINUTES_PER_DAY
+    past_returns = y[first - lag : first].copy()
+    r_k, sig_k, season_k = r[keep], sigma[keep], season[keep]
+    m = len(r_k)
+    log_close = np.log(p.start_price) + np.cumsum(r_k)  # [m]
+    log_open = np.concatenate([[np.log(p.start_price)], log_close[:-1]])
+
+    # a finer path through each minute: a Brownian bridge from open to close, `substeps` points
+    k = p.substeps
+    steps = rng.standard_normal((m, k)) * (sig_k / np.sqrt(k))[:, None]  # [m, k]
+    walk = np.cumsum(steps, axis=1)
+    frac = np.arange(1, k + 1) / k  # [k]
+    bridge = walk - frac[None, :] * (walk[:, -1:] - r_k[:, None])  # ends exactly at r_k
+    path = log_open[:, None] + bridge  # [m, k]; path[:, -1] == log_close
+    high = np.maximum(path.max(axis=1), log_open)
+    low = np.minimum(path.min(axis=1), log_open)
+
+    # volume: intraday cycle, more on big moves, log-normal noise
+    vol_noise = np.exp(p.volume_noise * rng.standard_normal(m) - p.volume_noise**2 / 2)
+    volume = (
+        p.volume_base
+        * season_k
+        * (1.0 + p.volume_return_sensitivity * np.abs(r_k) / sig_k)
+        * vol_noise
+    )
+
+    index = pd.date_range(
+        start_ts + pd.Timedelta(minutes=1), periods=m, freq="min", name="time"
+    )
+    bars = pd.DataFrame(
+        {
+            "open": np.exp(log_open),
+            "high": np.exp(high),
+            "low": np.exp(low),
+            "close": np.exp(log_close),
+            "volume": volume,
+        },
+        index=index,
+    )
+    # exp() of the same log value is the same float, so open == previous close exactly; guard the
+    # high/low ordering against rounding anyway
+    bars["high"] = bars[["open", "high", "close"]].max(axis=1)
+    bars["low"] = bars[["open", "low", "close"]].min(axis=1)
+    truth = pd.DataFrame(
+        {
+            "trend": trend[keep].astype(np.int8),
+            "momentum": momentum[keep],
+            "sigma": sig_k,
+            "season": season_k,
+            "drift": drift[keep],
+            "log_return": r_k,
+        },
+        index=index,
+    )
+    validate_ohlcv(bars, name="simulated bars")
+    return SyntheticMarket(bars, truth, p, int(seed), past_returns)
+
+
+# --------------------------------------------------------------------------------------------------
+# real data shipped with the package
+# --------------------------------------------------------------------------------------------------
+DATASETS: dict[str, str] = {
+    "eurusd_1h": "EUR/USD hourly ask bars, 2017 (gym-anytrading, MIT)",
+    "es_1min": "E-mini S&P 500 futures 1-minute bars from ticks, 2013-09-01..03 (mlfinpy, MIT)",
+    "spx_1d": "S&P 500 index daily bars, 1999-2018 (arch, NCSA)",
+}
+"""Names accepted by :func:`load_dataset`, with a one-line description (cards in ``bundled/``)."""
+
+
+def load_dataset(name: str) -> pd.DataFrame:
+    """Load a real dataset that ships with ``msa_lib`` (no internet needed).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`DATASETS`: ``"eurusd_1h"``, ``"es_1min"``, ``"spx_1d"``. Each has a data card
+        ``msa_lib/bundled/<name>.md`` (source, licence, columns, gaps, how it was made).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Validated OHLCV bars (float64), index ``time`` in UTC labelled by bar **close** time.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the known names.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    raw = resources.files("msa_lib").joinpath("bundled", f"{name}.csv.gz").read_bytes()
+    with gzip.open(io.BytesIO(raw), "rt") as fh:
+        frame = pd.read_csv(fh)
+    index = pd.DatetimeIndex(pd.to_datetime(frame.pop("time"), utc=True), name="time")
+    bars = frame.astype("float64").set_index(index)
+    return validate_ohlcv(bars.loc[:, list(OHLCV_COLUMNS)], name=f"dataset {name!r}")

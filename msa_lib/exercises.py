@@ -1,0 +1,629 @@
+"""Classroom exercises: answer checkers with hints, and the tool that makes student copies.
+
+In a chapter, a coding exercise has a cell where the learner writes the answer and a cell that
+checks it::
+
+    def close_labelled_resample(close, minutes):
+        # BEGIN SOLUTION
+        return close.resample(f"{minutes}min", label="right", closed="right").last().dropna()
+        # END SOLUTION
+
+    check("ch01-right-labels", close_labelled_resample)
+
+:func:`check` prints a pass, or a fail with a hint that names what is wrong (wrong shape, a future
+value used, an off-by-one), never a bare traceback; an answer that is still ``None`` or raises
+``NotImplementedError`` is reported as "not attempted yet".
+
+``python -m msa_lib.exercises make-student-copies SRC DEST`` (``make student``) copies every
+notebook with the code between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` replaced by a stub, and the
+``{solution}`` blocks removed from the prose. The stub is ``raise NotImplementedError`` at the
+marker's indentation, or the code written after ``->`` on the marker line
+(``# BEGIN SOLUTION -> answer = None``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["EXERCISES", "CheckResult", "Exercise", "Hint", "check", "make_student_copy",
+           "make_student_copies"]
+
+
+class Hint(Exception):
+    """Raised by a checker: the answer is wrong, and the message says why."""
+
+
+class NotAttempted(Exception):
+    """Raised by a checker when the answer is still the stub."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: where it is, how hard, and the function that checks an answer."""
+
+    id: str
+    chapter: str
+    title: str
+    difficulty: str  # "easy", "medium" or "hard"
+    kind: str  # "code" (write a function) or "predict" (predict a value, then check)
+    checker: Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What :func:`check` found; true only for a correct answer."""
+
+    exercise_id: str
+    status: str  # "pass", "fail" or "not attempted"
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.status == "pass"
+
+    def __str__(self) -> str:
+        mark = {"pass": "PASS", "fail": "FAIL", "not attempted": "TODO"}[self.status]
+        return f"[{mark}] {self.exercise_id}: {self.message}"
+
+
+EXERCISES: dict[str, Exercise] = {}
+
+
+def _exercise(id: str, chapter: str, title: str, difficulty: str, kind: str):
+    def register(checker: Callable[[Any], None]) -> Callable[[Any], None]:
+        if id in EXERCISES:
+            raise ValueError(f"exercise {id!r} registered twice")
+        EXERCISES[id] = Exercise(id, chapter, title, difficulty, kind, checker)
+        return checker
+
+    return register
+
+
+def check(exercise_id: str, answer: Any, *, quiet: bool = False) -> CheckResult:
+    """Check ``answer`` for the exercise ``exercise_id``, print the verdict and return it.
+
+    Parameters
+    ----------
+    exercise_id : str
+        For example ``"ch01-right-labels"``; see :data:`EXERCISES`.
+    answer : Any
+        The learner's function (coding exercises) or value (predict-then-check exercises).
+        ``None`` means "not attempted yet".
+    quiet : bool
+        Return the result without printing it.
+    """
+    if exercise_id not in EXERCISES:
+        raise ValueError(f"unknown exercise {exercise_id!r}; known: {sorted(EXERCISES)}")
+    exercise = EXERCISES[exercise_id]
+    try:
+        if answer is None or answer is Ellipsis:
+            raise NotAttempted
+        exercise.checker(answer)
+        result = CheckResult(exercise_id, "pass", "correct, well done.")
+    except (NotAttempted, NotImplementedError):
+        result = CheckResult(exercise_id, "not attempted", "not attempted yet.")
+    except Hint as hint:
+        result = CheckResult(exercise_id, "fail", f"not yet. {hint}")
+    except Exception as error:  # the checker itself should not fail; report, never a traceback
+        result = CheckResult(exercise_id, "fail",
+                             f"not yet. Checking raised {type(error).__name__}: {error}")
+    if not quiet:
+        print(result)
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers for checkers
+# --------------------------------------------------------------------------------------------------
+def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call the learner's function, turning its exceptions into hints."""
+    if not callable(function):
+        raise Hint(f"the answer should be a function, got {type(function).__name__}")
+    try:
+        return function(*args, **kwargs)
+    except (NotImplementedError, NotAttempted):
+        raise NotAttempted from None
+    except Exception as error:
+        raise Hint(f"calling your function raised {type(error).__name__}: {error}") from None
+
+
+def _as_float_array(value: Any, what: str) -> np.ndarray:
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    if value is None:
+        raise Hint(f"{what} should be numbers (an array), got None")
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise Hint(f"{what} should be numbers (an array), got {type(value).__name__}") from None
+
+
+def _expect_shape(array: np.ndarray, shape: tuple[int, ...], what: str) -> None:
+    if array.shape != shape:
+        if array.shape == shape[::-1]:
+            raise Hint(f"{what} has shape {array.shape}: transposed, expected {shape}")
+        raise Hint(f"{what} has shape {array.shape}, expected {shape}")
+
+
+def _letters(answer: Any) -> set[str]:
+    if isinstance(answer, str):
+        items = re.findall(r"[a-z]", answer.lower())
+    else:
+        try:
+            items = [str(a).strip().lower() for a in answer]
+        except TypeError:
+            raise Hint("answer with the letters of your choice, e.g. {'a', 'c'} or 'ac'") from None
+    return set(items)
+
+
+def _number(answer: Any, what: str = "the answer") -> float:
+    try:
+        return float(answer)
+    except (TypeError, ValueError):
+        raise Hint(f"{what} should be a number, got {answer!r}") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 01: market data and scales
+# --------------------------------------------------------------------------------------------------
+def _minute_closes(seed: int = 1, hours: int = 3) -> pd.Series:
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2024-03-01 00:01", periods=hours * 60, freq="1min", tz="UTC", name="time")
+    return pd.Series(100 * np.exp(np.cumsum(1e-3 * rng.standard_normal(len(index)))), index=index,
+                     name="close")
+
+
+@_exercise("ch01-right-labels", "01_market_data_and_scales",
+           "Write a resampler that labels bars by their close time", "easy", "code")
+def _check_right_labels(function: Any) -> None:
+    close = _minute_closes()
+    original = close.copy()
+    minutes = 15
+    expected = close.resample(f"{minutes}min", label="right", closed="right").last().dropna()
+    got = _call(function, close, minutes)
+    if not close.equals(original):
+        raise Hint("your function changed its input: work on a copy")
+    if not isinstance(got, pd.Series):
+        raise Hint(f"return a pandas Series of closes, got {type(got).__name__}")
+    got = got.dropna()
+    rule = f"{minutes}min"
+
+    def variant(label: str, closed: str, how: str = "last") -> pd.Series:
+        return getattr(close.resample(rule, label=label, closed=closed), how)().dropna()
+
+    def same(candidate: pd.Series) -> bool:
+        return got.index.equals(candidate.index) and np.allclose(got.to_numpy(), candidate.to_numpy())
+
+    if same(variant("left", "left")) or same(variant("left", "right")):
+        raise Hint("your labels are the bars' START times (pandas' default label='left'); a bar "
+                   "must be stamped by the time it closes, when its close became known")
+    if same(variant("right", "left")):
+        raise Hint("off by one minute: the bar stamped T must include the 1-minute bar that "
+                   "closes at T (closed='right'), and not the one that closes at T - N")
+    if same(variant("right", "right", "first")):
+        raise Hint("each bar's close is the LAST 1-minute close inside it, not the first")
+    if not got.index.equals(expected.index):
+        raise Hint(f"expected {len(expected)} bars stamped {expected.index[0]} ... "
+                   f"{expected.index[-1]}, got {len(got)} bars stamped "
+                   f"{got.index[0] if len(got) else '-'} ...")
+    wrong = ~np.isclose(got.to_numpy(), expected.to_numpy())
+    if wrong.any():
+        raise Hint(f"the close of the bar stamped {got.index[np.argmax(wrong)]} is wrong")
+
+
+@_exercise("ch01-find-the-leak", "01_market_data_and_scales",
+           "Find the features that see the future", "medium", "predict")
+def _check_find_the_leak(answer: Any) -> None:
+    chosen = _letters(answer)
+    unknown = chosen - set("abcd")
+    if unknown:
+        raise Hint(f"choose among a, b, c and d (got {sorted(unknown)})")
+    if "a" in chosen:
+        raise Hint("(a) uses only the last hourly bar that has closed by t: no leak")
+    if "c" in chosen:
+        raise Hint("(c) uses 1-minute returns up to and including t: no leak")
+    if "b" not in chosen:
+        raise Hint("look again at (b): the hourly bar labelled 10:00 by its start closes at 10:59")
+    if "d" not in chosen:
+        raise Hint("look again at (d): a mean and standard deviation over the whole series "
+                   "include every later price")
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 02: decomposition
+# --------------------------------------------------------------------------------------------------
+@_exercise("ch02-mra-count", "02_decomposition",
+           "Count the components of a wavelet multiresolution analysis", "easy", "predict")
+def _check_mra_count(answer: Any) -> None:
+    try:
+        count, sums_back = answer
+    except (TypeError, ValueError):
+        raise Hint("answer with a pair: (number of components, do they sum to the signal?)") from None
+    count = _number(count, "the number of components")
+    if count == 4:
+        raise Hint("4 counts the detail levels only: the approximation is a component too")
+    if count != 5:
+        raise Hint("a level-J analysis has J detail components plus one approximation")
+    if sums_back is not True:
+        raise Hint("a multiresolution analysis is additive: its components sum back to the "
+                   "signal exactly (up to rounding)")
+
+
+def _demean(window: np.ndarray) -> np.ndarray:
+    return window - window.mean()
+
+
+@_exercise("ch02-causal-rolling", "02_decomposition",
+           "Make any transform causal with a rolling window", "medium", "code")
+def _check_causal_rolling(function: Any) -> None:
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(60).cumsum()
+    original = x.copy()
+    window = 8
+    expected = np.full(len(x), np.nan)
+    for t in range(window - 1, len(x)):
+        expected[t] = _demean(x[t - window + 1 : t + 1])[-1]
+    got = _as_float_array(_call(function, x, window, _demean), "the result")
+    if not np.array_equal(x, original):
+        raise Hint("your function changed its input array: work on a copy")
+    _expect_shape(got, x.shape, "the result")
+    if np.allclose(got, _demean(x), equal_nan=False):
+        raise Hint("you transformed the whole series once: the value at t then depends on the "
+                   "future (the mean includes later points)")
+    if not np.isnan(got[: window - 1]).all():
+        raise Hint(f"the first {window - 1} points have no full window: set them to NaN")
+    shifted = np.full(len(x), np.nan)
+    for t in range(window, len(x)):
+        shifted[t] = _demean(x[t - window : t])[-1]
+    if np.allclose(got[window:], shifted[window:]):
+        raise Hint("off by one: your window ends at t-1; the window for t must include x[t]")
+    future = x.copy()
+    future[40:] += 10.0
+    got_future = _as_float_array(_call(function, future, window, _demean), "the result")
+    if not np.allclose(got_future[:40], got[:40], equal_nan=True):
+        raise Hint("changing x after t=40 changed your output before t=40: it uses the future")
+    wrong = ~np.isclose(got, expected, equal_nan=True)
+    if wrong.any():
+        raise Hint(f"the value at t={int(np.argmax(wrong))} is not the last point of the "
+                   "transformed window ending at t")
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 03: scale encoders
+# --------------------------------------------------------------------------------------------------
+def _sinusoidal(length: int, d_model: int) -> np.ndarray:
+    position = np.arange(length)[:, None]
+    frequency = 10_000.0 ** (-np.arange(0, d_model, 2) / d_model)
+    encoding = np.zeros((length, d_model))
+    encoding[:, 0::2] = np.sin(position * frequency)
+    encoding[:, 1::2] = np.cos(position * frequency)
+    return encoding
+
+
+@_exercise("ch03-sinusoidal", "03_scale_encoders",
+           "Implement the sinusoidal positional encoding", "medium", "code")
+def _check_sinusoidal(function: Any) -> None:
+    length, d_model = 12, 8
+    expected = _sinusoidal(length, d_model)
+    got = _as_float_array(_call(function, length, d_model), "the encoding")
+    _expect_shape(got, (length, d_model), "the encoding")
+    if np.allclose(got[:, 0::2], expected[:, 1::2]) and np.allclose(got[:, 1::2], expected[:, 0::2]):
+        raise Hint("sine and cosine are swapped: even columns take the sine, odd columns the cosine")
+    slow = np.zeros((length, d_model))
+    frequency = 10_000.0 ** (-np.arange(d_model // 2) / d_model)
+    slow[:, 0::2], slow[:, 1::2] = np.sin(np.arange(length)[:, None] * frequency), np.cos(
+        np.arange(length)[:, None] * frequency)
+    if np.allclose(got, slow):
+        raise Hint("the exponent should be 2i/d_model (the even column index over d_model), "
+                   "not i/d_model")
+    wrong = ~np.isclose(got, expected, atol=1e-6)
+    if wrong.any():
+        row, col = np.argwhere(wrong)[0]
+        raise Hint(f"position {row}, column {col} is {got[row, col]:.4f}, expected "
+                   f"{expected[row, col]:.4f}")
+
+
+@_exercise("ch03-attention-cost", "03_scale_encoders",
+           "Count the attention scores of one long encoder and of four short ones", "easy",
+           "predict")
+def _check_attention_cost(answer: Any) -> None:
+    try:
+        single, multi = answer
+    except (TypeError, ValueError):
+        raise Hint("answer with a pair: (scores for 1,440 tokens, scores for the four scales)") from None
+    single, multi = _number(single, "the first number"), _number(multi, "the second number")
+    if single == 1440:
+        raise Hint("every token attends to every token: the count grows with the square of length")
+    if single != 1440**2:
+        raise Hint("one head of self-attention over L tokens computes L x L scores")
+    if multi == (60 + 48 + 24 + 10) ** 2:
+        raise Hint("each scale has its own encoder: add the squares, do not square the sum")
+    if multi != 60**2 + 48**2 + 24**2 + 10**2:
+        raise Hint("add up L x L for each scale's lookback: 60, 48, 24 and 10")
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 04: cross-scale attention
+# --------------------------------------------------------------------------------------------------
+def _attention_reference(q, k, v, mask):
+    import torch
+
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # [B, Lq, Lk]
+    if mask is not None:
+        scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ v, weights
+
+
+@_exercise("ch04-one-head", "04_cross_scale_attention",
+           "Implement one head of masked attention", "medium", "code")
+def _check_one_head(function: Any) -> None:
+    import torch
+
+    generator = torch.Generator().manual_seed(4)
+    q = torch.randn(2, 4, 8, generator=generator)   # 4 queries: the last token of 4 scales
+    k = torch.randn(2, 10, 8, generator=generator)  # 10 keys: all tokens of all scales
+    v = torch.randn(2, 10, 8, generator=generator)
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[0, 7:] = False  # missing history in the first sample
+    expected_out, expected_weights = _attention_reference(q, k, v, mask)
+    result = _call(function, q.clone(), k.clone(), v.clone(), mask.clone())
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise Hint("return a pair (output, weights)")
+    out, weights = (_as_float_array(r, name) for r, name in zip(result, ("output", "weights"),
+                                                                 strict=True))
+    _expect_shape(weights, (2, 4, 10), "weights")
+    _expect_shape(out, (2, 4, 8), "output")
+    if weights[0, :, 7:].max() > 1e-6:
+        raise Hint("masked keys received weight: set their scores to -inf before the softmax")
+    if not np.allclose(weights.sum(-1), 1.0, atol=1e-5):
+        raise Hint("each query's weights must sum to 1 over the keys: softmax over the last axis")
+    unscaled, _ = _attention_reference(q * math.sqrt(8), k, v, mask)
+    if np.allclose(out, unscaled.numpy(), atol=1e-5):
+        raise Hint("divide the scores by sqrt(d) before the softmax")
+    if not np.allclose(weights, expected_weights.numpy(), atol=1e-5):
+        raise Hint("the weights differ from softmax(q k^T / sqrt(d)) over visible keys")
+    if not np.allclose(out, expected_out.numpy(), atol=1e-5):
+        raise Hint("the weights are right but the output is not weights @ v")
+
+
+@_exercise("ch04-masked-weight", "04_cross_scale_attention",
+           "Predict the weights when one key is masked", "easy", "predict")
+def _check_masked_weight(answer: Any) -> None:
+    got = _as_float_array(answer, "the three weights")
+    _expect_shape(got, (3,), "the weights")
+    expected = np.array([math.exp(2), 0.0, 1.0]) / (math.exp(2) + 1.0)
+    if np.allclose(got, np.exp([2, 0, 0]) / np.exp([2, 0, 0]).sum(), atol=1e-3):
+        raise Hint("the masked key takes no part in the softmax at all: its weight is exactly 0")
+    if got[1] != 0:
+        raise Hint("a masked key gets weight exactly 0")
+    if not np.isclose(got.sum(), 1.0, atol=1e-3):
+        raise Hint("the weights of one query sum to 1")
+    if not np.allclose(got, expected, atol=1e-3):
+        raise Hint("softmax over the visible scores [2, 0]: e^2/(e^2+1) and 1/(e^2+1)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 05: training
+# --------------------------------------------------------------------------------------------------
+@_exercise("ch05-purge-gap", "05_training", "Choose the purge gap", "easy", "predict")
+def _check_purge_gap(answer: Any) -> None:
+    try:
+        gap = pd.Timedelta(answer) if not isinstance(answer, int | float) else pd.Timedelta(
+            minutes=answer)
+    except (TypeError, ValueError):
+        raise Hint("answer with a duration such as '30min' or pd.Timedelta(hours=2)") from None
+    if gap < pd.Timedelta("4h"):
+        raise Hint("a training target at horizon 4h ends 4 hours after its decision time: a "
+                   "shorter gap lets it overlap the validation period")
+    if gap > pd.Timedelta("4h"):
+        raise Hint("that is safe but wastes data: the longest horizon is enough")
+
+
+@_exercise("ch05-early-stopping", "05_training", "Find where early stopping stops", "medium",
+           "code")
+def _check_early_stopping(function: Any) -> None:
+    cases = [
+        ([1.0, 0.8, 0.7, 0.75, 0.72, 0.71, 0.9], 3, (2, 5)),
+        ([1.0, 0.9, 0.8, 0.7], 2, (3, 3)),
+        ([0.5, 0.6, 0.5, 0.7], 2, (0, 2)),  # equal is not an improvement
+    ]
+    for losses, patience, expected in cases:
+        got = _call(function, list(losses), patience)
+        try:
+            got = tuple(int(g) for g in got)
+        except (TypeError, ValueError):
+            raise Hint("return a pair of epoch numbers (best_epoch, stop_epoch)") from None
+        if got == expected:
+            continue
+        if got[0] == expected[0] + 1:
+            raise Hint("epochs are counted from 0, like Python indices")
+        if got[0] == expected[0] and got[1] == expected[1] + 1:
+            raise Hint(f"off by one: with patience {patience}, training stops after {patience} "
+                       "epochs in a row without improvement, at the last of them")
+        if got[0] != expected[0]:
+            raise Hint(f"for losses {losses} the best epoch is {expected[0]} (the first lowest; "
+                       "an equal loss is not an improvement)")
+        raise Hint(f"for losses {losses} and patience {patience}, expected {expected}, got {got}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 06: prediction and interpretation
+# --------------------------------------------------------------------------------------------------
+@_exercise("ch06-wilson", "06_prediction_and_interpretation",
+           "Compute a Wilson score interval", "medium", "code")
+def _check_wilson(function: Any) -> None:
+    k, n, z = 56, 100, 1.959963984540054
+    centre = (k + z**2 / 2) / (n + z**2)
+    half = z / (n + z**2) * math.sqrt(k * (n - k) / n + z**2 / 4)
+    expected = (centre - half, centre + half)
+    got = _call(function, k, n)
+    try:
+        low, high = (float(g) for g in got)
+    except (TypeError, ValueError):
+        raise Hint("return a pair (low, high)") from None
+    p = k / n
+    wald = (p - z * math.sqrt(p * (1 - p) / n), p + z * math.sqrt(p * (1 - p) / n))
+    if np.allclose((low, high), wald, atol=1e-6):
+        raise Hint("that is the Wald interval p ± z·sqrt(p(1-p)/n); Wilson's is centred at "
+                   "(k + z²/2)/(n + z²)")
+    if low > high:
+        raise Hint("low and high are swapped")
+    if not np.allclose((low, high), expected, atol=1e-4):
+        raise Hint(f"for k={k}, n={n} expected ({expected[0]:.4f}, {expected[1]:.4f}), "
+                   f"got ({low:.4f}, {high:.4f})")
+    edge_low, edge_high = (float(g) for g in _call(function, 0, 20))
+    if edge_low < -1e-12 or not np.isclose(edge_low, 0.0, atol=1e-9):
+        raise Hint("for k=0 the interval starts at exactly 0")
+    if not 0 < edge_high < 0.25:
+        raise Hint("for k=0, n=20 the upper end should be about 0.16")
+
+
+@_exercise("ch06-edge-captured", "06_prediction_and_interpretation",
+           "How much of the oracle's edge does a model capture?", "easy", "predict")
+def _check_edge_captured(answer: Any) -> None:
+    share = _number(answer, "the share")
+    if np.isclose(share, 0.58 / 0.64, atol=1e-3):
+        raise Hint("measure the edge over the majority class, not from zero")
+    if np.isclose(share, 50.0):
+        raise Hint("answer as a fraction (0.5 for a half), not a percentage")
+    if not np.isclose(share, (0.58 - 0.52) / (0.64 - 0.52), atol=1e-3):
+        raise Hint("(model - majority) / (oracle - majority)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 07: backtest
+# --------------------------------------------------------------------------------------------------
+@_exercise("ch07-sharpe-se", "07_backtest", "The standard error of a Sharpe ratio", "medium",
+           "code")
+def _check_sharpe_se(function: Any) -> None:
+    rng = np.random.default_rng(7)
+    returns = 0.0008 + 0.01 * rng.standard_normal(500)
+    original = returns.copy()
+    sharpe = returns.mean() / returns.std(ddof=1)
+    expected = math.sqrt((1 + 0.5 * sharpe**2) / len(returns))
+    got = _number(_call(function, returns), "the standard error")
+    if not np.array_equal(returns, original):
+        raise Hint("your function changed its input: work on a copy")
+    if np.isclose(got, 1 / math.sqrt(len(returns)), rtol=1e-6):
+        raise Hint("1/sqrt(n) ignores the estimated mean's effect: Lo's IID formula is "
+                   "sqrt((1 + SR²/2) / n)")
+    if np.isclose(got, expected * math.sqrt(252), rtol=1e-3) or np.isclose(
+            got, expected * math.sqrt(365), rtol=1e-3):
+        raise Hint("return the per-period standard error; do not annualise it")
+    if not np.isclose(got, expected, rtol=1e-3):
+        raise Hint(f"expected {expected:.5f} for these returns, got {got:.5f}")
+
+
+@_exercise("ch07-kelly", "07_backtest", "Size a bet with the Kelly criterion", "easy", "code")
+def _check_kelly(function: Any) -> None:
+    cases = [(0.55, 1.0), (0.6, 2.0), (0.3, 1.5)]
+    for p, b in cases:
+        expected = p - (1 - p) / b
+        got = _number(_call(function, p, b), "the Kelly fraction")
+        if np.isclose(got, 2 * p - 1) and not np.isclose(expected, 2 * p - 1):
+            raise Hint("2p - 1 holds only for even odds; in general f* = p - (1 - p) / b")
+        if np.isclose(got, max(expected, 0.0)) and expected < 0 and not np.isclose(got, expected):
+            raise Hint("return the raw fraction: a negative value says 'take the other side'")
+        if not np.isclose(got, expected, atol=1e-9):
+            raise Hint(f"for p={p}, b={b} expected {expected:.4f}, got {got:.4f}")
+
+
+# --------------------------------------------------------------------------------------------------
+# student copies
+# --------------------------------------------------------------------------------------------------
+_BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?:\s*->\s*(?P<stub>.+))?\s*$")
+_END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
+_SOLUTION_BLOCK = re.compile(
+    r"^(?P<fence>:{3,}|`{3,})\{solution\}.*?^(?P=fence)[ \t]*$\n?", re.M | re.S)
+
+
+def strip_solutions(source: str, where: str = "cell") -> str:
+    """Replace every ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` region of ``source`` by its stub."""
+    lines, out, inside = source.split("\n"), [], False
+    for number, line in enumerate(lines, 1):
+        begin = _BEGIN.match(line)
+        if begin:
+            if inside:
+                raise ValueError(f"{where}, line {number}: BEGIN SOLUTION inside another one")
+            inside = True
+            stub = begin["stub"] or "raise NotImplementedError  # your code here"
+            out.append(begin["indent"] + stub.strip())
+        elif _END.match(line):
+            if not inside:
+                raise ValueError(f"{where}, line {number}: END SOLUTION without BEGIN")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{where}: BEGIN SOLUTION is never closed")
+    return "\n".join(out)
+
+
+def make_student_copy(source: Path, destination: Path) -> int:
+    """Write the student copy of one notebook; return how many solution regions were removed."""
+    import nbformat
+
+    nb = nbformat.read(source, as_version=4)
+    removed = 0
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "# BEGIN SOLUTION" in cell.source:
+            removed += cell.source.count("# BEGIN SOLUTION")
+            cell.source = strip_solutions(cell.source, f"{source.name} cell {index}")
+            cell.outputs, cell.execution_count = [], None
+        elif cell.cell_type == "markdown" and "{solution}" in cell.source:
+            removed += len(_SOLUTION_BLOCK.findall(cell.source))
+            cell.source = _SOLUTION_BLOCK.sub(
+                "*(The solution is in the teacher's edition of the book.)*\n", cell.source)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, destination)
+    return removed
+
+
+def make_student_copies(source_dir: Path, destination_dir: Path) -> dict[str, int]:
+    """Write student copies of every ``NN_*.ipynb`` in ``source_dir`` into ``destination_dir``."""
+    notebooks = sorted(Path(source_dir).glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise FileNotFoundError(f"no notebooks (NN_*.ipynb) in {source_dir}")
+    return {nb.name: make_student_copy(nb, Path(destination_dir) / nb.name) for nb in notebooks}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m msa_lib.exercises", description=__doc__.split(
+        "\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    copies = sub.add_parser("make-student-copies", help="write notebooks without solution code")
+    copies.add_argument("source", type=Path)
+    copies.add_argument("destination", type=Path)
+    sub.add_parser("list", help="list the exercises")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for ex in EXERCISES.values():
+            print(f"{ex.id:24} {ex.chapter:34} {ex.difficulty:7} {ex.kind:8} {ex.title}")
+        return 0
+    try:
+        counts = make_student_copies(args.source, args.destination)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for name, count in counts.items():
+        print(f"{args.destination / name}: {count} solution(s) removed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Exercises: reference solutions (taken from the chapters themselves) pass, typical wrong answers
+fail with the hint that names the mistake, stubs count as "not attempted", and student copies lose
+their solutions but keep their prose."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from msa_lib import exercises
+from msa_lib.exercises import EXERCISES, check, make_student_copy, strip_solutions
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECK_CALL = re.compile(r"""check\(\s*["'](?P<id>[\w-]+)["']\s*,\s*(?P<answer>[^,)]+)""")
+
+
+def _reference_answers() -> dict[str, object]:
+    """Run each chapter's solution cells; return {exercise id: the answer its check cell passes}."""
+    answers = {}
+    for text in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.md")):
+        cells = [c for c in jupytext.read(text).cells if c.cell_type == "code"]
+        # `check` is a no-op here: the test checks the answers itself, quietly.
+        namespace = {"np": np, "pd": pd, "torch": torch, "math": math, "check": lambda *a: None}
+        for cell in cells:
+            if "# BEGIN SOLUTION" in cell.source:
+                exec(compile(cell.source, f"{text.name}", "exec"), namespace)  # noqa: S102
+            for match in CHECK_CALL.finditer(cell.source):
+                if match["id"] in EXERCISES:
+                    answers[match["id"]] = eval(match["answer"], namespace)  # noqa: S307
+    return answers
+
+
+@pytest.fixture(scope="module")
+def reference_answers():
+    return _reference_answers()
+
+
+def test_there_are_at_least_two_exercises_per_chapter_and_fourteen_in_all():
+    per_chapter = pd.Series([e.chapter for e in EXERCISES.values()]).value_counts()
+    assert len(EXERCISES) >= 14
+    assert (per_chapter >= 2).all(), per_chapter
+    assert {e.kind for e in EXERCISES.values()} == {"code", "predict"}
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_exercise_lives_in_its_chapter_and_in_the_exercises_page(exercise_id):
+    chapter = ROOT / "notebooks" / f"{EXERCISES[exercise_id].chapter}.md"
+    assert chapter.exists(), f"{exercise_id}: chapter {chapter.name} does not exist"
+    source = chapter.read_text()
+    assert f'check("{exercise_id}"' in source, f"{exercise_id}: no check cell in {chapter.name}"
+    assert f":label: ex-{exercise_id}" in source, f"{exercise_id}: no exercise label in {chapter.name}"
+    assert f"ex-{exercise_id}" in (ROOT / "book" / "exercises.md").read_text()
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_reference_solution_passes(exercise_id, reference_answers):
+    assert exercise_id in reference_answers, f"no solution cell found for {exercise_id}"
+    result = check(exercise_id, reference_answers[exercise_id], quiet=True)
+    assert result, result
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_unattempted_answers_are_reported_not_raised(exercise_id):
+    assert check(exercise_id, None, quiet=True).status == "not attempted"
+
+    def stub(*args):
+        raise NotImplementedError
+
+    if EXERCISES[exercise_id].kind == "code":
+        assert check(exercise_id, stub, quiet=True).status == "not attempted"
+
+
+def _wald(k, n):
+    p, z = k / n, 1.959963984540054
+    return p - z * math.sqrt(p * (1 - p) / n), p + z * math.sqrt(p * (1 - p) / n)
+
+
+def _no_mask_attention(q, k, v, mask):
+    weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)
+    return weights @ v, weights
+
+
+def _sin_cos_swapped(length, d):
+    pos, freq = np.arange(length)[:, None], 10_000.0 ** (-np.arange(0, d, 2) / d)
+    out = np.zeros((length, d))
+    out[:, 0::2], out[:, 1::2] = np.cos(pos * freq), np.sin(pos * freq)
+    return out
+
+
+def _stop_one_late(losses, patience):
+    best = int(np.argmin(losses))
+    return best, min(best + patience + 1, len(losses))
+
+
+def _mutating_resampler(close, minutes):
+    close.iloc[0] = 0.0
+    return close.resample(f"{minutes}min", label="right", closed="right").last()
+
+
+WRONG_ANSWERS = [
+    ("ch01-right-labels", lambda c, m: c.resample(f"{m}min").last().dropna(), "START times"),
+    ("ch01-right-labels", lambda c, m: c.resample(f"{m}min", label="right", closed="left").last(),
+     "off by one"),
+    ("ch01-right-labels", _mutating_resampler, "changed its input"),
+    ("ch01-right-labels", lambda c, m: c.to_numpy(), "pandas Series"),
+    ("ch01-find-the-leak", "bc", "(c) uses"),
+    ("ch01-find-the-leak", {"b"}, "(d)"),
+    ("ch02-mra-count", (4, True), "approximation"),
+    ("ch02-mra-count", (5, False), "additive"),
+    ("ch02-causal-rolling", lambda x, w, f: f(x), "whole series"),
+    ("ch02-causal-rolling",
+     lambda x, w, f: np.array([np.nan] * w + [f(x[t - w:t])[-1] for t in range(w, len(x))]),
+     "off by one"),
+    ("ch02-causal-rolling",
+     lambda x, w, f: np.array([f(x[max(0, t - w + 1):t + 1])[-1] for t in range(len(x))]), "NaN"),
+    ("ch03-sinusoidal", _sin_cos_swapped, "swapped"),
+    ("ch03-sinusoidal", lambda length, d: np.zeros((d, length)), "transposed"),
+    ("ch03-attention-cost", (1440, 6580), "square"),
+    ("ch03-attention-cost", (1440**2, 142**2), "add the squares"),
+    ("ch04-one-head", _no_mask_attention, "masked keys received weight"),
+    ("ch04-one-head", lambda q, k, v, m: (q, None), "numbers"),
+    ("ch04-masked-weight", [0.787, 0.107, 0.107], "no part in the softmax"),
+    ("ch05-purge-gap", "15min", "overlap the validation"),
+    ("ch05-early-stopping", lambda losses, p: (int(np.argmin(losses)) + 1, len(losses)),
+     "counted from 0"),
+    ("ch05-early-stopping", _stop_one_late, "off by one"),
+    ("ch06-wilson", _wald, "Wald"),
+    ("ch06-edge-captured", 0.58 / 0.64, "majority class"),
+    ("ch07-sharpe-se", lambda r: 1 / math.sqrt(len(r)), "1/sqrt(n)"),
+    ("ch07-sharpe-se", lambda r: math.sqrt((1 + 0.5 * (r.mean() / r.std(ddof=1)) ** 2) / len(r))
+     * math.sqrt(252), "annualise"),
+    ("ch07-kelly", lambda p, b: 2 * p - 1, "even odds"),
+]
+
+
+@pytest.mark.parametrize(("exercise_id", "answer", "hint"), WRONG_ANSWERS,
+                         ids=[f"{w[0]}-{i}" for i, w in enumerate(WRONG_ANSWERS)])
+def test_typical_wrong_answer_fails_with_the_right_hint(exercise_id, answer, hint):
+    result = check(exercise_id, answer, quiet=True)
+    assert result.status == "fail"
+    assert hint in result.message, result.message
+
+
+def test_every_coding_exercise_has_a_wrong_answer_test():
+    coding = {e.id for e in EXERCISES.values() if e.kind == "code"}
+    assert coding <= {w[0] for w in WRONG_ANSWERS}
+
+
+def test_a_function_that_crashes_gets_a_message_not_a_traceback(capsys):
+    def broken(close, minutes):
+        return close.resample(minutes)  # an int is no rule
+
+    result = check("ch01-right-labels", broken)
+    assert result.status == "fail" and "raised" in result.message
+    assert "Traceback" not in capsys.readouterr().out
+
+
+def test_unknown_exercise_lists_the_known_ones():
+    with pytest.raises(ValueError, match="ch01-right-labels"):
+        check("ch99-nope", 1)
+
+
+def test_strip_solutions_keeps_indentation_and_custom_stubs():
+    source = ("def f(x):\n    # BEGIN SOLUTION\n    return x + 1\n    # END SOLUTION\n\n"
+              "# BEGIN SOLUTION -> answer = None\nanswer = 3\n# END SOLUTION\nprint(answer)")
+    stripped = strip_solutions(source)
+    assert "return x + 1" not in stripped and "answer = 3" not in stripped
+    assert "    raise NotImplementedError" in stripped
+    assert "\nanswer = None\nprint(answer)" in stripped
+    compile(stripped, "student", "exec")
+
+
+@pytest.mark.parametrize("bad", ["# BEGIN SOLUTION\nx = 1\n",
+                                 "x = 1\n# END SOLUTION\n",
+                                 "# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION\n"])
+def test_unbalanced_markers_are_refused(bad):
+    with pytest.raises(ValueError, match="SOLUTION"):
+        strip_solutions(bad, "cell 3")
+
+
+def test_student_copy_removes_solutions_and_keeps_prose(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("Intro prose stays.\n\n:::{solution} ex-x\nThe answer is 42.\n:::\n"
+                                      "\nMore prose."),
+        nbformat.v4.new_code_cell("def f(x):\n    # BEGIN SOLUTION\n    return 42\n    # END SOLUTION"),
+    ]
+    source = tmp_path / "01_demo.ipynb"
+    nbformat.write(nb, source)
+    original = source.read_text()
+    removed = make_student_copy(source, tmp_path / "student" / "01_demo.ipynb")
+    copy = nbformat.read(tmp_path / "student" / "01_demo.ipynb", as_version=4)
+    assert removed == 2
+    assert "42" not in copy.cells[0].source + copy.cells[1].source
+    assert "Intro prose stays." in copy.cells[0].source and "More prose." in copy.cells[0].source
+    assert source.read_text() == original, "the teacher's notebook must not change"
+
+
+def test_cli_refuses_an_empty_folder(tmp_path, capsys):
+    assert exercises.main(["make-student-copies", str(tmp_path), str(tmp_path / "out")]) == 2
+    assert "no notebooks" in capsys.readouterr().err
