@@ -1,5 +1,5 @@
 # Two commands for users:  `make book`  and  `make test`.  Each sets up .venv on its own.
-# Helpers: make setup | unit | sync | lint | clean
+# Helpers: make setup | unit | sync | student | lint | clean
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -13,13 +13,14 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: help setup book test unit sync lint clean
+.PHONY: help setup book test unit sync student lint clean
 
 help:
 	@echo "make book   - set up .venv, execute every notebook, build the HTML book into _build/html"
 	@echo "make test   - set up .venv, run unit tests, nbval on every notebook, pairing check,"
 	@echo "              build the book and check the rendered pages in headless Chromium"
 	@echo "make sync   - re-pair notebooks/*.md <-> notebooks/*.ipynb (the newer one wins)"
+	@echo "make student - student copies of the notebooks (solutions removed) in _build/student"
 	@echo "make lint | clean"
 
 # ---- set-up: virtual environment, pinned requirements, msa_lib (editable), Jupyter kernel ------
@@ -52,6 +53,10 @@ unit: $(STAMP)
 sync: $(STAMP)
 	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.md
 	$(BIN)/jupyter nbconvert --log-level=WARN --ClearOutputPreprocessor.enabled=True --inplace $(NOTEBOOKS)
+
+# Student copies: solution code between `# BEGIN SOLUTION` and `# END SOLUTION` replaced by stubs.
+student: $(STAMP)
+	$(BIN)/python -m msa_lib.exercises make-student-copies notebooks _build/student
 
 lint: $(STAMP)
 	$(BIN)/ruff check msa_lib tests benchmarks notebooks

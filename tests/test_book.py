@@ -129,6 +129,12 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+_FIGURES_WIDER_THAN_THEIR_COLUMN = """
+return Array.from(document.querySelectorAll('.plotly-graph-div'))
+  .filter(gd => gd._fullLayout && gd._fullLayout.width > gd.parentElement.getBoundingClientRect().width + 2)
+  .length;
+"""
+
 _ALL_FIGURES_DRAWN = """
 const divs = Array.from(document.querySelectorAll('.plotly-graph-div'));
 return [divs.length, divs.filter(d => d.querySelector('svg.main-svg')).length];
@@ -137,6 +143,7 @@ return [divs.length, divs.filter(d => d.querySelector('svg.main-svg')).length];
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_in_chromium(page: str, browser, server):
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get_log("browser"), browser.get_log("performance")  # drop what earlier pages logged
@@ -150,6 +157,11 @@ def test_page_renders_in_chromium(page: str, browser, server):
         browser.save_screenshot(str(shots / f"{page.replace('/', '__')}.png"))
     n_figures, n_drawn = browser.execute_script(_ALL_FIGURES_DRAWN)
     assert n_drawn == n_figures, f"{page}: only {n_drawn} of {n_figures} plotly figures drew"
+    try:
+        WebDriverWait(browser, 10).until(lambda d: d.execute_script(_FIGURES_WIDER_THAN_THEIR_COLUMN) == 0)
+    except TimeoutException:
+        pytest.fail(f"{page}: {browser.execute_script(_FIGURES_WIDER_THAN_THEIR_COLUMN)} plotly "
+                    "figure(s) overflow their column")
     if page in CHAPTERS and "Plotly.newPlot" in (HTML / f"{page}.html").read_text():
         assert n_figures > 0, f"{page}: the page holds plotly code but no figure div"
 

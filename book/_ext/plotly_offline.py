@@ -14,6 +14,11 @@ from pathlib import Path
 import plotly
 
 SCRIPT = "plotly.min.js"
+# Figures are laid out while the page is still being built, sometimes wider than the column they
+# end up in; once everything has loaded, fit each one to its container.
+RESIZE = ("window.addEventListener('load', function () {"
+          " document.querySelectorAll('.plotly-graph-div').forEach(function (gd) {"
+          " Plotly.Plots.resize(gd); }); });")
 
 
 def _copy_plotly(app, exception) -> None:
@@ -26,6 +31,7 @@ def _add_to_pages_with_figures(app, pagename, templatename, context, doctree) ->
     if "Plotly.newPlot" in context.get("body", ""):
         # Loaded synchronously in <head>: the figure's inline script needs `Plotly` defined.
         app.add_js_file(SCRIPT, priority=100)
+        app.add_js_file(None, body=RESIZE, priority=101)
 
 
 def setup(app):
