@@ -1,5 +1,5 @@
 # Two commands for users:  `make book`  and  `make test`.  Each sets up .venv on its own.
-# Helpers: make setup | unit | sync | student | lint | clean
+# Helpers: make setup | unit | sync | student | bench | lint | clean
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -13,7 +13,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: help setup book test unit sync student lint clean
+.PHONY: help setup book test unit sync student bench lint clean
 
 help:
 	@echo "make book   - set up .venv, execute every notebook, build the HTML book into _build/html"
@@ -21,6 +21,7 @@ help:
 	@echo "              build the book and check the rendered pages in headless Chromium"
 	@echo "make sync   - re-pair notebooks/*.md <-> notebooks/*.ipynb (the newer one wins)"
 	@echo "make student - student copies of the notebooks (solutions removed) in _build/student"
+	@echo "make bench   - benchmarks against the straightforward implementations (ratios)"
 	@echo "make lint | clean"
 
 # ---- set-up: virtual environment, pinned requirements, msa_lib (editable), Jupyter kernel ------
@@ -53,6 +54,10 @@ unit: $(STAMP)
 sync: $(STAMP)
 	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.md
 	$(BIN)/jupyter nbconvert --log-level=WARN --ClearOutputPreprocessor.enabled=True --inplace $(NOTEBOOKS)
+
+# Speed and memory against the straightforward implementations (prints ratios; see book/performance).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
 
 # Student copies: solution code between `# BEGIN SOLUTION` and `# END SOLUTION` replaced by stubs.
 student: $(STAMP)

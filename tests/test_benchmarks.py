@@ -1,0 +1,262 @@
+"""The benchmarks' agreement checks, on small inputs (no timing here: see ``python -m benchmarks``).
+
+Each benchmark compares our implementation with a straightforward one; these tests make sure both
+give the same result on small inputs, and that each check would notice if they did not.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+# benchmarks/ is a top-level package of the repository, not installed with msa_lib: make it
+# importable however pytest is started (``python -m pytest`` adds the working directory itself).
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import (  # noqa: E402
+    BENCHMARKS,
+    causal_vmd,
+    cross_scale_attention,
+    multiscale_vs_single,
+    vmd_memory,
+    windows,
+)
+from benchmarks import notebooks as notebooks_bench  # noqa: E402
+from benchmarks.common import Result, median_seconds  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------------------------------
+# windows
+# --------------------------------------------------------------------------------------------------
+def _frame(times: pd.DatetimeIndex, n_features: int, rng: np.random.Generator) -> pd.DataFrame:
+    return pd.DataFrame(rng.normal(size=(len(times), n_features)), index=times)
+
+
+def _small_frames(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+    start = pd.Timestamp("2024-03-01 00:01", tz="UTC")
+    minutes = pd.date_range(start, periods=400, freq="min")
+    minutes = minutes[rng.random(len(minutes)) > 0.1]  # gaps: missing minutes
+    five = pd.date_range(start + pd.Timedelta("4min"), periods=80, freq="5min")
+    hours = pd.date_range(start + pd.Timedelta("59min"), periods=7, freq="h")
+    return {"1min": _frame(minutes, 3, rng), "5min": _frame(five, 2, rng), "1h": _frame(hours, 4, rng)}
+
+
+def test_windows_loop_agrees_with_make_windows_on_irregular_data():
+    rng = np.random.default_rng(1)
+    frames = _small_frames(rng)
+    lookbacks = {"1min": 7, "5min": 4, "1h": 2}
+    # decision times on and between bars, some before any history exists
+    times = pd.date_range("2024-03-01 00:00:30", periods=300, freq="83s", tz="UTC")
+    ours, kept = windows.check(frames, lookbacks, times)
+    assert 0 < len(kept) < len(times)  # some times dropped, some kept: both branches exercised
+    assert ours["1h"].shape == (len(kept), 2, 4)
+
+
+def test_windows_reference_follows_the_close_time_rule():
+    # Rows stamped 10:01 ... 10:05 hold 1 ... 5. At 10:03:30 the last two rows known are 10:02 and
+    # 10:03; at 10:01 there is only one row, so a 2-row window does not exist yet.
+    stamps = pd.date_range("2024-01-01 10:01", periods=5, freq="min", tz="UTC")
+    frame = pd.DataFrame({"x": np.arange(1.0, 6.0)}, index=stamps)
+    times = pd.DatetimeIndex(["2024-01-01 10:01", "2024-01-01 10:03:30"], tz="UTC")
+    got, kept = windows.reference_windows({"s": frame}, {"s": 2}, times)
+    assert list(kept) == [times[1]]
+    assert got["s"][0, :, 0].tolist() == [2.0, 3.0]
+
+
+def test_windows_compare_notices_a_changed_value():
+    rng = np.random.default_rng(2)
+    frames = _small_frames(rng)
+    lookbacks = {"1min": 5, "5min": 3, "1h": 1}
+    times = pd.date_range("2024-03-01 01:00", periods=50, freq="7min", tz="UTC")
+    ref_w, ref_t = windows.reference_windows(frames, lookbacks, times)
+    from msa_lib.data import make_windows
+
+    ours = make_windows(frames, lookbacks, times)
+    ref_w["5min"][3, 1, 0] += 1e-3
+    with pytest.raises(AssertionError, match="5min"):
+        windows.compare(ours, (ref_w, ref_t))
+
+
+# --------------------------------------------------------------------------------------------------
+# cross-scale attention
+# --------------------------------------------------------------------------------------------------
+def test_cross_scale_attention_outputs_and_gradients_agree():
+    attention, tokens, weighting = cross_scale_attention.make_inputs(
+        batch=3, d_model=8, n_heads=2, lengths=(5, 3, 4), seed=3
+    )
+    cross_scale_attention.check(attention, tokens, weighting)
+
+
+def test_cross_scale_attention_check_notices_a_different_reference():
+    attention, tokens, weighting = cross_scale_attention.make_inputs(
+        batch=3, d_model=8, n_heads=2, lengths=(5, 3, 4), seed=3
+    )
+
+    def off_by_a_little(att):
+        loop = cross_scale_attention.reference(att)
+        return lambda toks: loop(toks) * 1.01
+
+    with pytest.raises(AssertionError, match="differs"):
+        cross_scale_attention.check(attention, tokens, weighting, reference_fn=off_by_a_little)
+
+
+# --------------------------------------------------------------------------------------------------
+# VMD
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def log_prices() -> np.ndarray:
+    return vmd_memory.make_series(600, seed=4)
+
+
+def test_causal_vmd_agrees_with_one_vmdpy_call_per_window(log_prices):
+    window, K = 64, 3
+    x = log_prices[: window + 11]  # 12 windows
+    out = causal_vmd.check(x, window, K)
+    assert np.isnan(out[:, : window - 1]).all() and np.isfinite(out[:, window - 1 :]).all()
+
+
+def test_causal_vmd_compare_notices_a_changed_value(log_prices):
+    window, K = 64, 3
+    x = log_prices[: window + 5]
+    positions = np.arange(window - 1, len(x))
+    from msa_lib.decompose import causal_vmd as ours_fn
+
+    ours = ours_fn(x, window, K, causal_vmd.ALPHA, tol=causal_vmd.TOL)
+    ref, iterations = causal_vmd.reference_causal_vmd(x, window, K, positions)
+    assert (iterations >= 2).all()
+    ref[2, 1] += 1e-6
+    with pytest.raises(AssertionError, match="mode_1"):
+        causal_vmd.compare(ours, ref, positions)
+
+
+def test_vmd_agrees_with_vmdpy(log_prices):
+    vmd_memory.check(log_prices[:400], 3)
+
+
+def test_peak_memory_sees_numpy_allocations():
+    n = 1_000_000
+    peak, _, result = vmd_memory.peak_memory(lambda: np.ones(n).sum())
+    assert result == n
+    assert 8 * n <= peak < 8 * n + 1_000_000  # the 8 MB temporary array, and little else
+
+
+# --------------------------------------------------------------------------------------------------
+# multi-scale against single-scale
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_networks():
+    lookbacks = {"1min": 12, "5min": 6, "1h": 3}
+    bars, frames = multiscale_vs_single.make_frames(days=3, seed=5, scales=tuple(lookbacks))
+    multi_data, single_data, raw = multiscale_vs_single.build_datasets(
+        bars, frames, lookbacks=lookbacks, single_lookback=90, every="30min"
+    )
+    return frames, multi_data, single_data, raw
+
+
+def test_single_scale_windows_extend_the_multi_scale_ones(small_networks):
+    frames, multi_data, single_data, raw = small_networks
+    assert len(multi_data) == len(single_data) > 0
+    multiscale_vs_single.check_inputs(raw, frames["1min"], single_lookback=90)
+    multi, single = multiscale_vs_single.build_models(raw["multi"], raw["single"])
+    multiscale_vs_single.check_models(multi, single, multi_data, single_data, single_lookback=90)
+
+
+def test_single_scale_check_notices_a_shifted_window(small_networks):
+    frames, _, _, raw = small_networks
+    shifted = dict(raw, single={"1min": np.roll(raw["single"]["1min"], 1, axis=1)})
+    with pytest.raises(AssertionError, match="newest bars"):
+        multiscale_vs_single.check_inputs(shifted, frames["1min"], single_lookback=90)
+
+
+def test_single_scale_check_notices_a_wider_network(small_networks):
+    _, multi_data, single_data, raw = small_networks
+    from msa_lib.model import SingleScaleTransformer, config_from_windows
+
+    multi, _ = multiscale_vs_single.build_models(raw["multi"], raw["single"])
+    wider = SingleScaleTransformer(
+        config_from_windows(raw["single"], d_model=64, horizons=multiscale_vs_single.HORIZONS)
+    )
+    with pytest.raises(AssertionError, match="d_model"):
+        multiscale_vs_single.check_models(multi, wider, multi_data, single_data, single_lookback=90)
+
+
+def test_training_step_timer_counts_samples(small_networks):
+    _, multi_data, _, raw = small_networks
+    multi, _ = multiscale_vs_single.build_models(raw["multi"], raw["single"])
+    before = [p.detach().clone() for p in multi.parameters()]
+    sps, runs = multiscale_vs_single.train_steps_per_second(multi, multi_data, 4, steps=2)
+    assert len(runs) == 2 and sps == pytest.approx(4 / np.median(runs))
+    assert any(not torch.equal(a, b) for a, b in zip(before, multi.parameters(), strict=True))
+
+
+# --------------------------------------------------------------------------------------------------
+# notebook execution times, results, the runner
+# --------------------------------------------------------------------------------------------------
+EXEC_TABLE = """<html><body><table class="table">
+<thead><tr><th><p>Document</p></th><th><p>Modified</p></th><th><p>Method</p></th>
+<th><p>Run Time (s)</p></th><th><p>Status</p></th></tr></thead>
+<tbody>
+<tr><td><p><a href="x.html"><span>notebooks/00_getting_started</span></a></p></td>
+<td><p>2026-01-01 10:00</p></td><td><p>force</p></td><td><p>4.63</p></td><td><p>ok</p></td></tr>
+<tr><td><p>notebooks/05_training</p></td><td><p>2026-01-01 10:01</p></td><td><p>force</p></td>
+<td><p>-</p></td><td><p>failed</p></td></tr>
+</tbody></table></body></html>"""
+
+
+def test_exec_table_is_read_back(tmp_path):
+    rows = notebooks_bench.parse_exec_table(EXEC_TABLE)
+    assert [r["document"] for r in rows] == ["notebooks/00_getting_started", "notebooks/05_training"]
+    assert rows[0]["seconds"] == pytest.approx(4.63) and rows[1]["seconds"] is None
+    page = tmp_path / "html" / "book" / "setup.html"
+    page.parent.mkdir(parents=True)
+    page.write_text(EXEC_TABLE, encoding="utf-8")
+    result = notebooks_bench.run(build_dir=tmp_path)
+    assert "00_getting_started 4.6 s" in result.details and result.passed is None
+
+
+def test_no_build_means_book_not_built(tmp_path):
+    result = notebooks_bench.run(build_dir=tmp_path)
+    assert "book not built" in result.details
+
+
+def test_result_line_and_verdict():
+    good = Result("x", ratio=12.0, target=10.0, agreement="exact", details="d")
+    slow = Result("x", ratio=9.9, target=10.0, agreement="exact", details="d")
+    wrong = Result("x", ratio=99.0, target=10.0, agreement="FAILED", details="d", agreed=False)
+    assert good.line() == "x: ratio=12.0 target>=10 PASS (d)"
+    assert slow.passed is False and "FAIL" in slow.line()
+    assert wrong.passed is False and "FAIL" in wrong.line()
+    assert Result("i", None, None, "n/a", "d").passed is None
+
+
+def test_median_seconds_runs_warmup_and_repeats():
+    calls = []
+    median, runs = median_seconds(lambda: calls.append(1), repeats=5, warmup=2)
+    assert len(calls) == 7 and len(runs) == 5 and min(runs) <= median <= max(runs)
+
+
+def test_results_file_has_every_benchmark(root):
+    data = json.loads((root / "benchmarks" / "results.json").read_text(encoding="utf-8"))
+    assert data["command"] == "make bench"
+    assert {"cpu", "cores", "torch", "date"} <= set(data["machine"])
+    assert list(data["benchmarks"]) == list(BENCHMARKS)
+    for name, entry in data["benchmarks"].items():
+        assert entry["line"].startswith(f"{name}: "), name
+        if entry["target"] is not None:
+            assert entry["passed"] == (entry["agreed"] and entry["ratio"] >= entry["target"]), name
