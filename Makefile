@@ -40,11 +40,17 @@ book: $(STAMP)
 	@echo "Book built: open _build/html/index.html"
 
 # ---- tests --------------------------------------------------------------------------------------
-# 1. unit, property and pairing tests   2. nbval executes every notebook   3. build the book
-# 4. check the rendered HTML (links, figures; headless Chromium)
+# 1. unit, property, pairing and exercise tests   2. nbval executes every notebook
+# 3. the student copies (solutions removed) run end to end under nbval   4. build the book
+# 5. check the rendered HTML (pages, downloads, figures drawn, no outside requests; headless Chromium)
+# Trained networks are cached in _build/cache (keyed by data, settings and msa_lib's source), so
+# chapters after the training chapter, and later passes, reuse what the first pass trained.
+NBVAL := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=600
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not book" tests
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider $(NOTEBOOKS)
+	$(BIN)/python -m pytest $(NBVAL) $(NOTEBOOKS)
+	$(MAKE) --no-print-directory student
+	cd _build/student && ../../$(BIN)/python -m pytest $(NBVAL) [0-9][0-9]_*.ipynb
 	$(MAKE) --no-print-directory book
 	$(BIN)/python -m pytest -m book tests
 
@@ -61,6 +67,7 @@ bench: $(STAMP)
 
 # Student copies: solution code between `# BEGIN SOLUTION` and `# END SOLUTION` replaced by stubs.
 student: $(STAMP)
+	rm -rf _build/student
 	$(BIN)/python -m msa_lib.exercises make-student-copies notebooks _build/student
 
 lint: $(STAMP)

@@ -1,0 +1,564 @@
+"""Judging forecasts honestly: ratios to naive forecasts, direction accuracy, intervals, bootstrap.
+
+Every score here compares a forecast with something simpler, or comes with an interval, because a
+number alone ("accuracy 53%") says nothing about whether the model learned anything:
+
+* :func:`mse_ratio` and :func:`r2_oos`: squared error relative to the zero-return forecast.
+* :func:`direction_accuracy` with :func:`wilson_interval`: how often the sign is right, and how sure
+  we can be about that rate.
+* :func:`block_bootstrap_mean` and :func:`bootstrap_accuracy_difference`: an interval for the
+  difference in accuracy between two forecasters on the *same* times, resampling blocks of
+  consecutive times so that serial dependence (overlapping return horizons) is kept.
+* :func:`results_table` and :func:`accuracy_comparison`: the tables a chapter prints.
+
+Conventions: ``y_true`` is an array of realised returns, ``[N]`` or ``[N, H]`` (one column per
+horizon); a *direction score* is any number whose sign says "up" (a return forecast, a logit, or a
+probability minus one half). A realised return of exactly zero counts as "not up", the same rule
+that turns returns into training labels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "BootstrapInterval",
+    "accuracy_comparison",
+    "block_bootstrap_mean",
+    "bootstrap_accuracy_difference",
+    "default_block_length",
+    "direction_accuracy",
+    "edge_captured",
+    "majority_class_score",
+    "mse_ratio",
+    "r2_oos",
+    "results_table",
+    "wilson_interval",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------------------
+def _array(values: Any, name: str) -> np.ndarray:
+    """A float64 copy-free view of ``values`` as a 1-D or 2-D array, checked for NaN/inf."""
+    if isinstance(values, pd.DataFrame | pd.Series):
+        values = values.to_numpy()
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"{name} must be 1-D [N] or 2-D [N, H], got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(
+            f"{name} holds NaN or inf (first at position {tuple(int(i) for i in bad)})"
+        )
+    return arr
+
+
+def _pair(y_true: Any, y_pred: Any, pred_name: str = "y_pred") -> tuple[np.ndarray, np.ndarray]:
+    yt, yp = _array(y_true, "y_true"), _array(y_pred, pred_name)
+    if yp.shape != yt.shape:
+        if yp.ndim == 1 and yt.ndim == 2 and yp.shape[0] == yt.shape[0] and yt.shape[1] == 1:
+            yp = yp[:, None]
+        else:
+            raise ValueError(f"{pred_name} has shape {yp.shape}, y_true has {yt.shape}")
+    return yt, yp
+
+
+def _scalar_or_array(value: np.ndarray) -> float | np.ndarray:
+    return float(value) if np.ndim(value) == 0 else value
+
+
+# --------------------------------------------------------------------------------------------------
+# Point scores
+# --------------------------------------------------------------------------------------------------
+def mse_ratio(y_true: Any, y_pred: Any) -> float | np.ndarray:
+    """Mean squared error of ``y_pred`` divided by that of the zero-return forecast.
+
+    ``sum_t (y_t - yhat_t)^2 / sum_t y_t^2``. Below 1: better than predicting "no change"; above
+    1: worse. The ratio does not depend on the units of the returns, so forecasts and targets that
+    were both divided by the same scale give the same answer.
+
+    Parameters
+    ----------
+    y_true, y_pred : array ``[N]`` or ``[N, H]``
+
+    Returns
+    -------
+    float, or array ``[H]`` (one ratio per column) for 2-D input.
+    """
+    yt, yp = _pair(y_true, y_pred)
+    denom = np.sum(yt**2, axis=0)
+    if np.any(denom == 0):
+        raise ValueError("y_true is identically zero (in some column): the ratio is undefined")
+    return _scalar_or_array(np.sum((yt - yp) ** 2, axis=0) / denom)
+
+
+def r2_oos(y_true: Any, y_pred: Any, benchmark: Any = 0.0) -> float | np.ndarray:
+    """Out-of-sample R^2 of ``y_pred`` relative to a benchmark forecast.
+
+    ``R2_oos = 1 - sum_t (y_t - yhat_t)^2 / sum_t (y_t - b_t)^2``.
+
+    The benchmark ``b`` is the zero-return forecast by default, as in Gu, Kelly and Xiu (2020):
+    then ``R2_oos = 1 - mse_ratio``. Campbell and Thompson (2008) use the training-period mean
+    return instead; pass it as ``benchmark``. Unlike the in-sample R^2 it can be (and usually is,
+    for returns) negative: a negative value means the benchmark forecast was closer.
+
+    Parameters
+    ----------
+    y_true, y_pred : array ``[N]`` or ``[N, H]``
+    benchmark : float, array ``[H]`` or array like ``y_true``, default 0.0
+
+    Returns
+    -------
+    float, or array ``[H]`` for 2-D input.
+    """
+    yt, yp = _pair(y_true, y_pred)
+    b = np.broadcast_to(np.asarray(benchmark, dtype=np.float64), yt.shape)
+    denom = np.sum((yt - b) ** 2, axis=0)
+    if np.any(denom == 0):
+        raise ValueError("y_true equals the benchmark everywhere (in some column): R^2 undefined")
+    return _scalar_or_array(1.0 - np.sum((yt - yp) ** 2, axis=0) / denom)
+
+
+def _hits(y_true: np.ndarray, score: np.ndarray, threshold: float) -> np.ndarray:
+    """Boolean ``[N]`` or ``[N, H]``: did the score call the direction right?"""
+    return (score > threshold) == (y_true > 0)
+
+
+def direction_accuracy(y_true: Any, score: Any, threshold: float = 0.0) -> float | np.ndarray:
+    """Fraction of times where ``score > threshold`` agrees with ``y_true > 0``.
+
+    Parameters
+    ----------
+    y_true : array ``[N]`` or ``[N, H]``
+        Realised returns (zero counts as "not up").
+    score : array like ``y_true``
+        Direction score: a return forecast or logit (``threshold=0``), or a probability of "up"
+        (``threshold=0.5``).
+    threshold : float, default 0.0
+
+    Returns
+    -------
+    float, or array ``[H]`` for 2-D input.
+    """
+    yt, sc = _pair(y_true, score, "score")
+    return _scalar_or_array(_hits(yt, sc, threshold).mean(axis=0))
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a success probability after ``k`` successes in ``n`` trials.
+
+    With ``p = k / n`` and ``z`` the standard normal quantile at ``1 - (1 - confidence) / 2``::
+
+        centre = (p + z^2 / (2n)) / (1 + z^2 / n)
+        half   = z / (1 + z^2 / n) * sqrt(p (1 - p) / n + z^2 / (4 n^2))
+
+    Unlike the textbook ``p +- z sqrt(p(1-p)/n)`` it stays inside [0, 1] and does not collapse to a
+    single point when ``k`` is 0 or ``n``. It treats the trials as independent: for overlapping
+    return horizons the true uncertainty is larger (see :func:`bootstrap_accuracy_difference`).
+
+    Returns
+    -------
+    (low, high) : tuple of float
+    """
+    if isinstance(k, bool) or isinstance(n, bool):
+        raise TypeError("k and n must be integers, not booleans")
+    if int(n) != n or int(k) != k:
+        raise ValueError(f"k and n must be whole numbers, got k={k}, n={n}")
+    k, n = int(k), int(n)
+    if n <= 0:
+        raise ValueError(f"n must be positive, got {n}")
+    if not 0 <= k <= n:
+        raise ValueError(f"k must lie in [0, n] = [0, {n}], got {k}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def edge_captured(accuracy: float, oracle_accuracy: float, baseline_accuracy: float) -> float:
+    """Share of the oracle's edge over a baseline that a model captures.
+
+    ``(accuracy - baseline) / (oracle - baseline)``: 0 means no better than the baseline (e.g.
+    always predicting the majority class), 1 means as good as the oracle.
+    """
+    gap = oracle_accuracy - baseline_accuracy
+    if gap <= 0:
+        raise ValueError(
+            f"the oracle ({oracle_accuracy:.4f}) is not better than the baseline "
+            f"({baseline_accuracy:.4f}): there is no edge to capture"
+        )
+    return (accuracy - baseline_accuracy) / gap
+
+
+def majority_class_score(y_train: Any, n_rows: int) -> np.ndarray:
+    """Direction scores of the majority-class forecaster: the training period's commoner sign.
+
+    Parameters
+    ----------
+    y_train : array ``[N_train]`` or ``[N_train, H]``
+        Training-period returns (never the test period's: that would peek).
+    n_rows : int
+        Number of rows to forecast.
+
+    Returns
+    -------
+    array ``[n_rows]`` or ``[n_rows, H]`` of +1.0 (up was the majority) or -1.0.
+    """
+    y = _array(y_train, "y_train")
+    up_share = (y > 0).mean(axis=0)
+    sign = np.where(up_share > 0.5, 1.0, -1.0)
+    return np.broadcast_to(sign, (n_rows, *np.shape(sign))).copy()
+
+
+# --------------------------------------------------------------------------------------------------
+# Bootstrap
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BootstrapInterval:
+    """A point estimate with a bootstrap percentile interval.
+
+    Attributes
+    ----------
+    estimate : float
+        The statistic on the original sample (the plain mean).
+    low, high : float
+        Percentile interval at ``confidence``.
+    confidence : float
+    block_length : int
+    n_boot : int
+    """
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    block_length: int
+    n_boot: int
+
+    @property
+    def excludes_zero(self) -> bool:
+        """True when the whole interval lies on one side of zero."""
+        return self.low > 0 or self.high < 0
+
+
+def default_block_length(n: int) -> int:
+    """Rule-of-thumb block length ``ceil(n ** (1/3))`` (at least 1, at most ``n``)."""
+    return int(min(n, max(1, math.ceil(n ** (1 / 3)))))
+
+
+def block_bootstrap_mean(
+    x: Any,
+    *,
+    block_length: int | None = None,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    method: str = "circular",
+    seed: int = 0,
+) -> BootstrapInterval:
+    """Percentile interval for the mean of a serially dependent series by block bootstrap.
+
+    Each bootstrap sample glues together ``ceil(N / block_length)`` blocks of consecutive values,
+    starting at random positions, and cuts the result to ``N`` values. Inside a block the order of
+    time is kept, so dependence shorter than the block survives the resampling.
+
+    Parameters
+    ----------
+    x : array ``[N]``
+        The series, e.g. per-time differences in correctness between two forecasters.
+    block_length : int, optional
+        Defaults to :func:`default_block_length`. Choose at least the span of the dependence (for
+        returns over ``h`` steps sampled every step, at least ``h``).
+    n_boot : int, default 2000
+    confidence : float, default 0.95
+    method : {"circular", "moving"}
+        ``"circular"`` (Politis and Romano): blocks may wrap from the end to the start, so every
+        value is equally likely to be drawn. ``"moving"`` (Kuensch): blocks stay inside the series,
+        so values near the ends are drawn less often.
+    seed : int, default 0
+        Seed of the generator used for this call only (global generators are untouched).
+
+    Returns
+    -------
+    BootstrapInterval
+    """
+    arr = _array(x, "x")
+    if arr.ndim != 1:
+        raise ValueError(f"x must be 1-D, got shape {arr.shape}")
+    n = arr.shape[0]
+    b = default_block_length(n) if block_length is None else int(block_length)
+    if not 1 <= b <= n:
+        raise ValueError(f"block_length must lie in [1, N] = [1, {n}], got {block_length}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if method not in ("circular", "moving"):
+        raise ValueError(f"method must be 'circular' or 'moving', got {method!r}")
+
+    rng = np.random.default_rng(seed)
+    n_blocks = math.ceil(n / b)
+    tail = n - (n_blocks - 1) * b  # length of the last, possibly shorter, block (1..b)
+    n_starts = n if method == "circular" else n - b + 1
+    starts = rng.integers(0, n_starts, size=(n_boot, n_blocks))  # [n_boot, n_blocks]
+    # Sums of every block from prefix sums, wrapping around for the circular scheme.
+    extended = np.concatenate([arr, arr[:b]]) if method == "circular" else arr
+    cumsum = np.concatenate([[0.0], np.cumsum(extended)])
+    idx = np.arange(n_starts)
+    full_sums = cumsum[idx + b] - cumsum[idx]  # [n_starts]
+    tail_sums = cumsum[idx + tail] - cumsum[idx]  # [n_starts]
+    totals = full_sums[starts[:, :-1]].sum(axis=1) + tail_sums[starts[:, -1]]  # [n_boot]
+    means = totals / n
+    alpha = 1 - confidence
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return BootstrapInterval(
+        estimate=float(arr.mean()),
+        low=float(low),
+        high=float(high),
+        confidence=confidence,
+        block_length=b,
+        n_boot=n_boot,
+    )
+
+
+def bootstrap_accuracy_difference(
+    y_true: Any,
+    score_a: Any,
+    score_b: Any,
+    *,
+    threshold: float = 0.0,
+    block_length: int | None = None,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    method: str = "circular",
+    seed: int = 0,
+) -> BootstrapInterval:
+    """Interval for ``accuracy(a) - accuracy(b)`` when both forecast the same times.
+
+    The two forecasters are compared time by time: ``d_t = 1[a right at t] - 1[b right at t]``,
+    and the mean of ``d`` (the accuracy difference) is bootstrapped in blocks (see
+    :func:`block_bootstrap_mean`). Pairing removes the noise both share (hard periods are hard for
+    both), so the interval is much narrower than one built from two separate Wilson intervals.
+
+    Parameters
+    ----------
+    y_true : array ``[N]``
+        Realised returns for one horizon.
+    score_a, score_b : array ``[N]``
+        Direction scores of the two forecasters (see :func:`direction_accuracy`).
+    threshold, block_length, n_boot, confidence, method, seed
+        As in :func:`direction_accuracy` and :func:`block_bootstrap_mean`.
+
+    Returns
+    -------
+    BootstrapInterval
+        ``estimate`` is the observed accuracy difference; the interval lies above zero when
+        ``a`` is reliably better.
+    """
+    yt, sa = _pair(y_true, score_a, "score_a")
+    _, sb = _pair(y_true, score_b, "score_b")
+    if yt.ndim != 1:
+        raise ValueError(f"give one horizon at a time (1-D arrays), got shape {yt.shape}")
+    diff = _hits(yt, sa, threshold).astype(np.float64) - _hits(yt, sb, threshold)  # [N]
+    return block_bootstrap_mean(
+        diff,
+        block_length=block_length,
+        n_boot=n_boot,
+        confidence=confidence,
+        method=method,
+        seed=seed,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------------
+def _split_prediction(name: str, pred: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(return forecast or None, direction score or None) from one entry of ``predictions``."""
+    if isinstance(pred, Mapping):
+        unknown = set(pred) - {"returns", "direction", "direction_logits", "direction_prob"}
+        if unknown:
+            raise ValueError(f"predictions[{name!r}] has unknown keys {sorted(unknown)}")
+        returns = pred.get("returns")
+        if "direction" in pred:
+            direction = pred["direction"]
+        elif "direction_logits" in pred:
+            direction = pred["direction_logits"]
+        elif "direction_prob" in pred:
+            direction = np.asarray(pred["direction_prob"], dtype=np.float64) - 0.5
+        else:
+            direction = returns  # the sign of the return forecast
+        if returns is None and direction is None:
+            raise ValueError(f"predictions[{name!r}] holds neither returns nor a direction")
+        return (
+            None if returns is None else _array(returns, f"predictions[{name!r}]['returns']"),
+            None if direction is None else _array(direction, f"predictions[{name!r}] direction"),
+        )
+    arr = _array(pred, f"predictions[{name!r}]")
+    return arr, arr
+
+
+def _column(arr: np.ndarray, j: int) -> np.ndarray:
+    return arr if arr.ndim == 1 else arr[:, j]
+
+
+def results_table(
+    y_true: Any,
+    predictions: Mapping[str, Any],
+    *,
+    horizons: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    threshold: float = 0.0,
+) -> pd.DataFrame:
+    """One row per (model, horizon): error ratio, R^2, direction accuracy with a Wilson interval.
+
+    Parameters
+    ----------
+    y_true : array ``[N, H]`` (or ``[N]``) or DataFrame
+        Realised returns on the evaluation period; a DataFrame's columns name the horizons.
+    predictions : dict of str to array or dict
+        Model name -> either an array like ``y_true`` (a return forecast; its sign is the direction
+        call), or a dict with ``"returns"`` and/or a direction score under ``"direction"``
+        (sign = call), ``"direction_logits"`` or ``"direction_prob"`` (the output of
+        :func:`msa_lib.train.predict` fits). A forecaster with no return forecast (majority
+        class, last sign) gets NaN error scores; one with no direction (none here) NaN accuracy.
+        Returns and targets must be in the same units (or both divided by the same scale).
+    horizons : sequence of str, optional
+        Names of the ``H`` columns.
+    confidence : float, default 0.95
+        Level of the Wilson interval.
+    threshold : float, default 0.0
+        Direction scores above it mean "up".
+
+    Returns
+    -------
+    DataFrame
+        Index (``model``, ``horizon``) in the order given; columns ``mse_ratio``, ``r2_oos``,
+        ``accuracy``, ``acc_low``, ``acc_high``, ``n``.
+    """
+    if isinstance(y_true, pd.DataFrame) and horizons is None:
+        horizons = [str(c) for c in y_true.columns]
+    yt = _array(y_true, "y_true")
+    n_h = 1 if yt.ndim == 1 else yt.shape[1]
+    if horizons is None:
+        horizons = [f"h{j}" for j in range(n_h)]
+    if len(horizons) != n_h:
+        raise ValueError(f"{len(horizons)} horizon names for {n_h} columns of y_true")
+    if len(predictions) == 0:
+        raise ValueError("predictions is empty")
+    rows = []
+    for name, pred in predictions.items():
+        returns, direction = _split_prediction(name, pred)
+        for part, what in ((returns, "returns"), (direction, "direction")):
+            if part is not None:
+                _pair(yt, part, f"predictions[{name!r}] {what}")
+        for j, horizon in enumerate(horizons):
+            y = _column(yt, j)
+            row: dict[str, Any] = {"model": name, "horizon": horizon, "n": y.shape[0]}
+            if returns is not None:
+                r = _column(returns if returns.ndim == yt.ndim else returns[:, None], j)
+                row["mse_ratio"] = mse_ratio(y, r)
+                row["r2_oos"] = r2_oos(y, r)
+            else:
+                row["mse_ratio"] = row["r2_oos"] = math.nan
+            if direction is not None:
+                d = _column(direction if direction.ndim == yt.ndim else direction[:, None], j)
+                k = int(_hits(y, d, threshold).sum())
+                row["accuracy"] = k / y.shape[0]
+                row["acc_low"], row["acc_high"] = wilson_interval(k, y.shape[0], confidence)
+            else:
+                row["accuracy"] = row["acc_low"] = row["acc_high"] = math.nan
+            rows.append(row)
+    table = pd.DataFrame(rows).set_index(["model", "horizon"])
+    return table[["mse_ratio", "r2_oos", "accuracy", "acc_low", "acc_high", "n"]]
+
+
+def accuracy_comparison(
+    y_true: Any,
+    predictions: Mapping[str, Any],
+    reference: str,
+    *,
+    horizons: Sequence[str] | None = None,
+    block_length: int | None = None,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    method: str = "circular",
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Accuracy of ``reference`` minus that of every other model, with block-bootstrap intervals.
+
+    Parameters
+    ----------
+    y_true, predictions, horizons
+        As in :func:`results_table`. Models without a direction score are skipped.
+    reference : str
+        Key of ``predictions`` to compare everyone else against.
+    block_length, n_boot, confidence, method, seed
+        As in :func:`block_bootstrap_mean` (the same seed for every comparison).
+
+    Returns
+    -------
+    DataFrame
+        Index (``model``, ``horizon``); columns ``difference`` (reference minus model),
+        ``low``, ``high`` and ``above_zero`` (the interval's lower end is positive).
+    """
+    if reference not in predictions:
+        raise KeyError(f"reference {reference!r} is not among the predictions {list(predictions)}")
+    if isinstance(y_true, pd.DataFrame) and horizons is None:
+        horizons = [str(c) for c in y_true.columns]
+    yt = _array(y_true, "y_true")
+    yt2 = yt if yt.ndim == 2 else yt[:, None]
+    if horizons is None:
+        horizons = [f"h{j}" for j in range(yt2.shape[1])]
+    if len(horizons) != yt2.shape[1]:
+        raise ValueError(f"{len(horizons)} horizon names for {yt2.shape[1]} columns of y_true")
+    _, ref = _split_prediction(reference, predictions[reference])
+    if ref is None:
+        raise ValueError(f"reference {reference!r} has no direction score")
+    _, ref = _pair(yt2, ref if ref.ndim == 2 else ref[:, None], f"predictions[{reference!r}]")
+    rows = []
+    for name, pred in predictions.items():
+        if name == reference:
+            continue
+        _, other = _split_prediction(name, pred)
+        if other is None:
+            continue
+        _, other = _pair(
+            yt2, other if other.ndim == 2 else other[:, None], f"predictions[{name!r}]"
+        )
+        for j, horizon in enumerate(horizons):
+            interval = bootstrap_accuracy_difference(
+                yt2[:, j],
+                ref[:, j],
+                other[:, j],
+                block_length=block_length,
+                n_boot=n_boot,
+                confidence=confidence,
+                method=method,
+                seed=seed,
+            )
+            rows.append(
+                {
+                    "model": name,
+                    "horizon": horizon,
+                    "difference": interval.estimate,
+                    "low": interval.low,
+                    "high": interval.high,
+                    "above_zero": interval.low > 0,
+                }
+            )
+    return pd.DataFrame(rows).set_index(["model", "horizon"])

@@ -1,0 +1,218 @@
+"""Tests for msa_lib.evaluate: scores against values worked out by hand, bootstrap on built cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from msa_lib import evaluate as ev
+
+
+def _frozen(*arrays: np.ndarray) -> None:
+    """Make arrays read-only: any in-place write by the code under test raises."""
+    for a in arrays:
+        a.flags.writeable = False
+
+
+# -- point scores ---------------------------------------------------------------------------------
+def test_mse_ratio_and_r2_by_hand() -> None:
+    y = np.array([1.0, -2.0, 3.0])
+    pred = np.array([0.5, -1.0, 1.0])
+    _frozen(y, pred)
+    # squared errors 0.25 + 1 + 4 = 5.25; zero forecast: 1 + 4 + 9 = 14
+    assert ev.mse_ratio(y, pred) == pytest.approx(5.25 / 14)
+    assert ev.r2_oos(y, pred) == pytest.approx(1 - 5.25 / 14)
+    # against the mean 2/3: (1/3)^2 + (8/3)^2 + (7/3)^2 = 114/9
+    assert ev.r2_oos(y, pred, benchmark=2 / 3) == pytest.approx(1 - 5.25 / (114 / 9))
+
+
+def test_zero_forecast_scores_ratio_one_and_r2_zero() -> None:
+    y = np.array([0.3, -0.1, 0.2, -0.4])
+    assert ev.mse_ratio(y, np.zeros(4)) == pytest.approx(1.0)
+    assert ev.r2_oos(y, np.zeros(4)) == pytest.approx(0.0)
+    assert ev.r2_oos(y, y) == pytest.approx(1.0)
+
+
+def test_scores_are_per_column_for_2d() -> None:
+    y = np.array([[1.0, 2.0], [-1.0, 2.0]])
+    pred = np.array([[1.0, 0.0], [0.0, 2.0]])
+    # column 0: errors 0 + 1 over 2 -> 0.5; column 1: errors 4 + 0 over 8 -> 0.5
+    np.testing.assert_allclose(ev.mse_ratio(y, pred), [0.5, 0.5])
+    # column 0: calls up/not-up match both times; column 1: the forecast 0 is "not up", wrong once
+    np.testing.assert_allclose(ev.direction_accuracy(y, pred), [1.0, 0.5])
+
+
+def test_direction_accuracy_by_hand_zero_is_not_up() -> None:
+    y = np.array([0.1, -0.2, 0.0, 0.3])
+    score = np.array([1.0, 1.0, -1.0, -1.0])  # right, wrong, right (0 is "not up"), wrong
+    assert ev.direction_accuracy(y, score) == pytest.approx(0.5)
+    prob = np.array([0.9, 0.1, 0.2, 0.7])  # all right at threshold 0.5
+    assert ev.direction_accuracy(y, prob, threshold=0.5) == pytest.approx(1.0)
+
+
+def test_bad_inputs_raise_with_location() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        ev.mse_ratio(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match=r"NaN.*\(1,\)"):
+        ev.direction_accuracy(np.array([1.0, np.nan]), np.ones(2))
+    with pytest.raises(ValueError, match="zero"):
+        ev.mse_ratio(np.zeros(3), np.ones(3))
+
+
+# -- Wilson interval ------------------------------------------------------------------------------
+def test_wilson_8_of_10_by_hand() -> None:
+    z = 1.959963984540054  # standard normal 97.5% quantile
+    n, p = 10, 0.8
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    low, high = ev.wilson_interval(8, 10)
+    assert (low, high) == pytest.approx((centre - half, centre + half), abs=1e-9)
+    # the textbook value, to four decimals
+    assert (low, high) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+
+
+def test_wilson_edges_and_confidence() -> None:
+    low0, high0 = ev.wilson_interval(0, 20)
+    assert low0 == 0.0 and 0 < high0 < 0.2
+    lown, highn = ev.wilson_interval(20, 20)
+    assert highn == 1.0 and 0.8 < lown < 1
+    w90 = np.diff(ev.wilson_interval(30, 50, confidence=0.90))[0]
+    w99 = np.diff(ev.wilson_interval(30, 50, confidence=0.99))[0]
+    assert w90 < w99
+    with pytest.raises(ValueError, match=r"\[0, 10\]"):
+        ev.wilson_interval(11, 10)
+    with pytest.raises(ValueError, match="positive"):
+        ev.wilson_interval(0, 0)
+
+
+# -- bootstrap ------------------------------------------------------------------------------------
+def test_identical_forecasters_give_zero_interval() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=300)
+    s = rng.normal(size=300)
+    res = ev.bootstrap_accuracy_difference(y, s, s.copy(), block_length=5, n_boot=500)
+    assert (res.estimate, res.low, res.high) == (0.0, 0.0, 0.0)
+    assert not res.excludes_zero
+
+
+def test_always_right_beats_coin_flip() -> None:
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=400)
+    coin = rng.normal(size=400)
+    res = ev.bootstrap_accuracy_difference(y, y, coin, block_length=10, n_boot=1000)
+    assert res.low > 0 and res.excludes_zero
+    assert res.estimate == pytest.approx(1 - ev.direction_accuracy(y, coin))
+    swapped = ev.bootstrap_accuracy_difference(y, coin, y, block_length=10, n_boot=1000)
+    assert swapped.high < 0
+    assert swapped.low == pytest.approx(-res.high) and swapped.high == pytest.approx(-res.low)
+
+
+@pytest.mark.parametrize("method", ["circular", "moving"])
+def test_block_sums_equal_explicit_resampling(method: str) -> None:
+    """The prefix-sum shortcut must equal gluing the blocks together index by index."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=53)  # not a multiple of the block length: the last block is cut
+    b, n_boot, seed = 7, 300, 11
+    res = ev.block_bootstrap_mean(x, block_length=b, n_boot=n_boot, method=method, seed=seed)
+
+    n = len(x)
+    n_blocks = math.ceil(n / b)
+    n_starts = n if method == "circular" else n - b + 1
+    starts = np.random.default_rng(seed).integers(0, n_starts, size=(n_boot, n_blocks))
+    means = []
+    for row in starts:
+        idx = np.concatenate([(s + np.arange(b)) % n for s in row])[:n]
+        means.append(x[idx].mean())
+    low, high = np.quantile(means, [0.025, 0.975])
+    assert res.low == pytest.approx(low) and res.high == pytest.approx(high)
+    assert res.estimate == pytest.approx(x.mean())
+
+
+def test_bootstrap_width_matches_iid_theory() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=2000)
+    res = ev.block_bootstrap_mean(x, block_length=1, n_boot=2000)
+    expected = 2 * 1.96 * x.std() / math.sqrt(len(x))
+    assert res.high - res.low == pytest.approx(expected, rel=0.15)
+    assert res.low < x.mean() < res.high
+
+
+def test_bootstrap_constant_series_and_bad_block() -> None:
+    res = ev.block_bootstrap_mean(np.full(50, 0.25), block_length=5, n_boot=100)
+    assert res.low == pytest.approx(0.25) and res.high == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="block_length"):
+        ev.block_bootstrap_mean(np.ones(10), block_length=11)
+    with pytest.raises(ValueError, match="method"):
+        ev.block_bootstrap_mean(np.ones(10), method="stationary")
+
+
+# -- tables ---------------------------------------------------------------------------------------
+def test_results_table_matches_the_functions() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(200, 2))
+    model = 0.5 * y + rng.normal(size=(200, 2))
+    logits = rng.normal(size=(200, 2))
+    _frozen(y, model, logits)
+    table = ev.results_table(
+        pd.DataFrame(y, columns=["15min", "1h"]),
+        {
+            "zero": {"returns": np.zeros((200, 2)), "direction": None},
+            "majority": {"direction": np.ones((200, 2))},
+            "model": model,
+            "net": {"returns": model, "direction_logits": logits},
+        },
+    )
+    assert list(table.index.get_level_values("model").unique()) == [
+        "zero",
+        "majority",
+        "model",
+        "net",
+    ]
+    assert list(table.index.get_level_values("horizon").unique()) == ["15min", "1h"]
+    assert table.loc[("zero", "1h"), "mse_ratio"] == pytest.approx(1.0)
+    assert math.isnan(table.loc[("zero", "1h"), "accuracy"])
+    assert math.isnan(table.loc[("majority", "15min"), "mse_ratio"])
+    assert table.loc[("majority", "15min"), "accuracy"] == pytest.approx((y[:, 0] > 0).mean())
+    assert table.loc[("model", "1h"), "r2_oos"] == pytest.approx(ev.r2_oos(y[:, 1], model[:, 1]))
+    # the net's direction comes from its logits, not from the sign of its return forecast
+    assert table.loc[("net", "1h"), "accuracy"] == pytest.approx(
+        ev.direction_accuracy(y[:, 1], logits[:, 1])
+    )
+    k = int(round(table.loc[("net", "1h"), "accuracy"] * 200))
+    assert (table.loc[("net", "1h"), "acc_low"], table.loc[("net", "1h"), "acc_high"]) == (
+        pytest.approx(ev.wilson_interval(k, 200))
+    )
+
+
+def test_accuracy_comparison_perfect_reference() -> None:
+    rng = np.random.default_rng(6)
+    y = rng.normal(size=(120, 2))
+    table = ev.accuracy_comparison(
+        y,
+        {"oracle": y, "contrarian": -y, "coin": rng.normal(size=(120, 2))},
+        "oracle",
+        block_length=4,
+        n_boot=300,
+    )
+    assert set(table.index.get_level_values("model")) == {"contrarian", "coin"}
+    row = table.loc[("contrarian", "h0")]
+    assert row["difference"] == 1.0 and row["low"] == 1.0 and row["above_zero"]
+    assert table["above_zero"].all()
+    with pytest.raises(KeyError, match="nobody"):
+        ev.accuracy_comparison(y, {"a": y}, "nobody")
+
+
+def test_edge_captured_and_majority() -> None:
+    assert ev.edge_captured(0.6, 0.7, 0.5) == pytest.approx(0.5)
+    assert ev.edge_captured(0.5, 0.7, 0.5) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="no edge"):
+        ev.edge_captured(0.6, 0.5, 0.5)
+    y_train = np.array(
+        [[0.1, -0.1], [0.2, -0.3], [-0.1, 0.4]]
+    )  # col 0 mostly up, col 1 mostly down
+    score = ev.majority_class_score(y_train, 4)
+    assert score.shape == (4, 2)
+    assert (score[:, 0] == 1).all() and (score[:, 1] == -1).all()
