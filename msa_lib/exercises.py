@@ -544,6 +544,51 @@ def _check_kelly(function: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Chapter 08: case study on real data
+# --------------------------------------------------------------------------------------------------
+@_exercise("ch08-purged-past", "08_case_study",
+           "Keep only the training times whose targets end before the test block", "medium", "code")
+def _check_purged_past(function: Any) -> None:
+    times = pd.date_range("2017-03-01 01:00", periods=200, freq="1h", tz="UTC", name="time")
+    original = times.copy()
+    test_start, purge = times[150], pd.Timedelta("1D")
+    expected = times[times + purge <= test_start]
+    got = _call(function, times, test_start, purge)
+    if not times.equals(original):
+        raise Hint("your function changed its input: work on a copy")
+    try:
+        got = pd.DatetimeIndex(got)
+    except (TypeError, ValueError):
+        raise Hint(f"return the kept decision times (a DatetimeIndex), got {type(got).__name__}") from None
+    if (got >= test_start).any():
+        raise Hint("times at or after the start of the test block are not the past")
+    if got.equals(times[times < test_start]):
+        raise Hint("without a purge, the targets of the last training times (which look one day "
+                   "ahead) end inside the test block: keep t only if t + purge <= test start")
+    if got.equals(times[times + purge < test_start]):
+        raise Hint("off by one bar: a target that ends exactly when the test block starts is fine "
+                   "(use <=)")
+    if not got.equals(expected):
+        raise Hint(f"expected {len(expected)} times ending {expected[-1]}, got {len(got)}")
+
+
+@_exercise("ch08-coin-flip", "08_case_study",
+           "How wide is a coin flip's interval?", "easy", "predict")
+def _check_coin_flip(answer: Any) -> None:
+    half = _number(answer, "the half-width")
+    z, n = 1.959963984540054, 1000
+    expected = z / (n + z**2) * math.sqrt(n * 0.25 + z**2 / 4)
+    if np.isclose(half, 100 * expected, atol=0.1):
+        raise Hint("answer as a fraction (0.01 for one percentage point), not in percent")
+    if np.isclose(half, math.sqrt(0.25 / n), atol=5e-4):
+        raise Hint("that is one standard error; a 95% interval reaches about 1.96 of them")
+    if np.isclose(half, 2 * expected, atol=1e-3):
+        raise Hint("that is the whole width: the half-width is from the centre to one end")
+    if not np.isclose(half, expected, atol=1e-3):
+        raise Hint("Wilson at k = n/2: about 1.96 * sqrt(0.25 / n)")
+
+
+# --------------------------------------------------------------------------------------------------
 # student copies
 # --------------------------------------------------------------------------------------------------
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?:\s*->\s*(?P<stub>.+))?\s*$")

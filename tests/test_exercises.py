@@ -138,6 +138,11 @@ WRONG_ANSWERS = [
     ("ch07-sharpe-se", lambda r: math.sqrt((1 + 0.5 * (r.mean() / r.std(ddof=1)) ** 2) / len(r))
      * math.sqrt(252), "annualise"),
     ("ch07-kelly", lambda p, b: 2 * p - 1, "even odds"),
+    ("ch08-purged-past", lambda t, start, purge: t[t < start], "without a purge"),
+    ("ch08-purged-past", lambda t, start, purge: t[t + purge < start], "off by one"),
+    ("ch08-purged-past", lambda t, start, purge: t, "not the past"),
+    ("ch08-coin-flip", math.sqrt(0.25 / 1000), "one standard error"),
+    ("ch08-coin-flip", 3.1, "not in percent"),
 ]
 
 
