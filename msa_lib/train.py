@@ -932,11 +932,15 @@ def _fingerprint(data: WindowDataset | None) -> str:
 _NOT_HASHED = {"progress", "device"}  # fit options that do not change the trained weights
 
 
+#: The modules a trained network depends on (data pipeline, market, model, training loop).
+_TRAINING_MODULES = ("__init__.py", "data.py", "datasets.py", "model.py", "train.py")
+
+
 def _library_fingerprint() -> str:
-    """A hash of msa_lib's own source: edit the library and every cached network is retrained."""
+    """A hash of the source of :data:`_TRAINING_MODULES`: edit one and cached networks retrain."""
     digest = hashlib.blake2b(digest_size=8)
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.name.encode() + source.read_bytes())
+    for name in _TRAINING_MODULES:
+        digest.update(name.encode() + (Path(__file__).parent / name).read_bytes())
     return digest.hexdigest()
 
 
@@ -990,7 +994,8 @@ def fit_cached(
     The checkpoint's file name is ``{name}-{hash}.pt``, where the hash covers ``name``, ``seed``,
     ``key``, every ``fit_kwargs`` value but ``progress`` and ``device``, the contents of
     ``train`` and ``val``, the model's class, parameter shapes and ``config`` (models of
-    :mod:`msa_lib.model` carry one), the torch version and the source code of ``msa_lib`` itself:
+    :mod:`msa_lib.model` carry one), the torch version and the source of the library modules
+    that training depends on (``data``, ``datasets``, ``model``, ``train``):
     change any of them and the model is trained afresh. Training with the cache and without it gives the same weights (both seed with
     :func:`seed_everything` before building), except under a ``max_seconds`` budget, which depends
     on the machine.

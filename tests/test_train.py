@@ -349,3 +349,13 @@ def test_default_cache_dir_is_the_repository_build_folder_from_any_subfolder(tmp
     assert default_cache_dir(repo / "_build" / "student") == repo / "_build" / "cache"
     monkeypatch.setenv("MSA_CACHE_DIR", str(tmp_path / "elsewhere"))
     assert default_cache_dir(tmp_path) == tmp_path / "elsewhere" / "models"
+
+
+def test_fit_cached_retrains_when_the_training_code_changes(tmp_path, monkeypatch) -> None:
+    train, val = make_data(64, seed=16), make_data(32, seed=17)
+    kwargs = dict(name="tiny", cache_dir=tmp_path, num_epochs=1, batch_size=32, progress=False)
+    _, _, cached1, path1 = tr.fit_cached(TinyNet, train, val, **kwargs)
+    monkeypatch.setattr(tr, "_library_fingerprint", lambda: "edited-library")
+    _, _, cached2, path2 = tr.fit_cached(TinyNet, train, val, **kwargs)
+    assert (cached1, cached2) == (False, False) and path1 != path2
+    assert set(tr._TRAINING_MODULES) >= {"data.py", "datasets.py", "model.py", "train.py"}
