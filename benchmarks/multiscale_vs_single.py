@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from benchmarks.common import Result, fmt_seconds
+from benchmarks.common import DEFAULT_LOOKBACKS, Result, fmt_seconds
 
 NAME = "multiscale_vs_single"
 TARGET = 10.0
@@ -35,8 +35,6 @@ DESCRIPTION = (
     "of the same width and depth fed 1,440 one-minute tokens"
 )
 
-DEFAULT_LOOKBACKS = {"1min": 60, "5min": 48, "1h": 24, "1D": 10}
-"""The course's default scales and lookbacks (as in the scale-encoder chapter)."""
 SINGLE_LOOKBACK = 1440  # 24 hours of 1-minute bars
 HORIZONS = ("15min", "1h", "4h")
 LEARNING_RATE, WEIGHT_DECAY, GRAD_CLIP = 1e-3, 1e-2, 1.0  # msa_lib.train.fit's defaults

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import Result, fmt_seconds, median_seconds, timed
+from benchmarks.common import DEFAULT_LOOKBACKS, Result, fmt_seconds, median_seconds, timed
 
 NAME = "windows"
 TARGET = 50.0
@@ -25,7 +25,7 @@ DESCRIPTION = (
     "per-decision-time loop with get_indexer(method='ffill') as in the chapter"
 )
 
-LOOKBACKS = {"1min": 60, "5min": 48, "1h": 24, "1D": 10}
+LOOKBACKS = DEFAULT_LOOKBACKS
 
 
 def reference_windows(
