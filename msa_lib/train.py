@@ -10,7 +10,7 @@ The pieces, in the order a training chapter uses them:
 * :func:`fit`: AdamW, cosine annealing with warm restarts, gradient clipping, early stopping that
   restores the best weights, an optional checkpoint file, a plain-text progress bar and a time budget.
 * :func:`predict`: the model's outputs for a whole dataset as NumPy arrays.
-* :func:`save_checkpoint` / :func:`load_checkpoint`: the best weights on disk, loadable on a machine
+* :func:`save_checkpoint` / :func:`load_weights`: the best weights on disk, loadable on a machine
   without a GPU.
 
 The model is any ``nn.Module`` whose ``forward(windows)`` takes a ``dict`` scale -> tensor
@@ -46,7 +46,7 @@ __all__ = [
     "WindowDataset",
     "fit",
     "fit_cached",
-    "load_checkpoint",
+    "load_weights",
     "multi_horizon_loss",
     "predict",
     "prepare_datasets",
@@ -79,6 +79,13 @@ def _as_float32_tensor(array: Any, what: str) -> Tensor:
     if not arr.flags.writeable:  # torch.from_numpy warns on read-only arrays; copy those
         arr = arr.copy()
     return torch.from_numpy(arr)
+
+
+def _check_finite(tensor: Tensor, what: str) -> None:
+    """Raise naming ``what`` and the first row that holds NaN or inf."""
+    if not torch.isfinite(tensor).all():
+        bad = int(torch.nonzero(~torch.isfinite(tensor))[0, 0])
+        raise ValueError(f"{what} holds NaN or inf (first at row {bad})")
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -141,9 +148,7 @@ class WindowDataset(torch.utils.data.Dataset):
                     f"windows[{scale!r}] has {tensor.shape[0]} rows but windows[{first_scale!r}] "
                     f"has {n_rows}: every scale needs one window per decision time"
                 )
-            if not torch.isfinite(tensor).all():
-                bad = int(torch.nonzero(~torch.isfinite(tensor))[0, 0])
-                raise ValueError(f"windows[{scale!r}] holds NaN or inf (first at row {bad})")
+            _check_finite(tensor, f"windows[{scale!r}]")
             self.windows[str(scale)] = tensor  # [N, L_scale, F]
         assert n_rows is not None
 
@@ -155,9 +160,7 @@ class WindowDataset(torch.utils.data.Dataset):
                 f"returns must have shape [N, H] with N = {n_rows} (the number of windows), "
                 f"got {tuple(target.shape)}"
             )
-        if not torch.isfinite(target).all():
-            bad = int(torch.nonzero(~torch.isfinite(target))[0, 0])
-            raise ValueError(f"returns holds NaN or inf (first at row {bad})")
+        _check_finite(target, "returns")
         self.returns: Tensor = target  # [N, H]
 
         if direction is None:
@@ -413,7 +416,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, **extra: Any) -> Path:
     A model built by :mod:`msa_lib.model` is saved with :func:`msa_lib.model.save_checkpoint`
     (weights, kind and config), so that :func:`msa_lib.model.load_checkpoint` can rebuild it from
     the file alone; any other module is saved as weights plus metadata. Either kind of file loads
-    with :func:`load_checkpoint`. ``extra`` values must be plain (None, bool, int, float, str,
+    with :func:`load_weights`. ``extra`` values must be plain (None, bool, int, float, str,
     lists and dicts of those). Parent folders are created. Returns the path.
     """
     path = Path(path)
@@ -427,10 +430,13 @@ def save_checkpoint(model: nn.Module, path: str | Path, **extra: Any) -> Path:
     return path
 
 
-def load_checkpoint(
+def load_weights(
     model: nn.Module, path: str | Path, *, map_location: str | torch.device | None = None
 ) -> dict[str, Any]:
     """Load weights saved by :func:`save_checkpoint` (or :func:`fit`) into an existing ``model``.
+
+    To rebuild a network of :mod:`msa_lib.model` from the file alone (its config is stored with
+    the weights), use :func:`msa_lib.model.load_checkpoint` instead.
 
     Parameters
     ----------
@@ -564,7 +570,7 @@ def fit(
     device : str or torch.device, optional
         Defaults to CUDA when available, else the CPU. Batches are moved to it one at a time.
     checkpoint_path : str or Path, optional
-        When given, every new best is also written there (see :func:`load_checkpoint`).
+        When given, every new best is also written there (see :func:`load_weights`).
     progress : bool, default True
         Show a plain-text ``tqdm`` bar (one tick per batch) with the latest losses.
     max_seconds : float, optional
@@ -1051,7 +1057,7 @@ def fit_cached(
         digest = hashlib.blake2b(blob, digest_size=8).hexdigest()
         path = Path(cache_dir) / f"{name}-{digest}.pt"
         if path.is_file():
-            extra = load_checkpoint(model, path, map_location="cpu")
+            extra = load_weights(model, path, map_location="cpu")
             model.to(resolve_device(fit_kwargs.get("device")))
             history = History(**extra["history"]) if "history" in extra else History()
             return CachedFit(model.eval(), history, True, path)

@@ -142,7 +142,7 @@ def test_early_stopping_restores_the_best_weights(tmp_path) -> None:
 
     # the checkpoint written by fit holds the same (best) weights and loads onto the CPU
     fresh = TinyNet()
-    meta = tr.load_checkpoint(fresh, ckpt, map_location="cpu")
+    meta = tr.load_weights(fresh, ckpt, map_location="cpu")
     assert meta["epoch"] == history.best_epoch
     assert meta["val_loss"] == pytest.approx(history.best_val_loss)
     for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values(), strict=True):
@@ -229,9 +229,9 @@ def test_device_choice_and_checkpoint_mismatch(tmp_path) -> None:
             tr.resolve_device("cuda")
     path = tr.save_checkpoint(TinyNet(n_horizons=2), tmp_path / "a.pt", note="x")
     with pytest.raises(RuntimeError, match="does not fit"):
-        tr.load_checkpoint(TinyNet(n_horizons=3), path)
+        tr.load_weights(TinyNet(n_horizons=3), path)
     with pytest.raises(FileNotFoundError):
-        tr.load_checkpoint(TinyNet(), tmp_path / "missing.pt")
+        tr.load_weights(TinyNet(), tmp_path / "missing.pt")
 
 
 def test_fit_checkpoint_of_a_library_model_rebuilds_from_the_file(tmp_path) -> None:
