@@ -11,7 +11,9 @@ STAMP  := $(VENV)/.installed
 KERNEL := msa-course
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
+# Never export MPLBACKEND: a kernel that inherits MPLBACKEND=Agg draws no inline figure, and the
+# book silently loses every matplotlib figure (scripts without a display fall back to Agg anyway).
+unexport MPLBACKEND
 
 .PHONY: help setup book test unit sync student bench lint clean
 

@@ -28,7 +28,7 @@ import math
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["EXERCISES", "CheckResult", "Exercise", "Hint", "check", "make_student_copy",
-           "make_student_copies"]
+           "make_student_copies", "solution_code", "strip_solutions", "web_edition"]
 
 
 class Hint(Exception):
@@ -66,9 +66,15 @@ class CheckResult:
     exercise_id: str
     status: str  # "pass", "fail" or "not attempted"
     message: str
+    printed: bool = field(default=False, compare=False, repr=False)  # check() printed the verdict
 
     def __bool__(self) -> bool:
         return self.status == "pass"
+
+    def _ipython_display_(self) -> None:
+        # A notebook cell ending in check(...) shows the verdict once: the line check() printed.
+        if not self.printed:
+            print(self)
 
     def __str__(self) -> str:
         mark = {"pass": "PASS", "fail": "FAIL", "not attempted": "TODO"}[self.status]
@@ -118,6 +124,7 @@ def check(exercise_id: str, answer: Any, *, quiet: bool = False) -> CheckResult:
                              f"not yet. Checking raised {type(error).__name__}: {error}")
     if not quiet:
         print(result)
+        result = replace(result, printed=True)
     return result
 
 
@@ -617,6 +624,64 @@ def strip_solutions(source: str, where: str = "cell") -> str:
     if inside:
         raise ValueError(f"{where}: BEGIN SOLUTION is never closed")
     return "\n".join(out)
+
+
+def solution_code(source: str) -> str:
+    """The reference solution as a reader should see it: ``source`` without its marker lines."""
+    return "\n".join(line for line in source.split("\n")
+                     if not (_BEGIN.match(line) or _END.match(line)))
+
+
+_CODE_CELL = re.compile(r"^(?P<open>`{3,})\{code-cell\}[^\n]*\n(?P<body>.*?)^(?P=open)[ \t]*$",
+                        re.M | re.S)
+_CELL_OPTIONS = re.compile(r"\A(?:---\n.*?^---\n|(?::[\w-]+:[^\n]*\n)+)\n?", re.M | re.S)
+_SOLUTION_OPEN = re.compile(
+    r"^(?P<fence>:{3,})\{solution\}[^\n]*\n(?P<options>(?:[ \t]*:[\w-]+:[^\n]*\n)*)", re.M)
+_EXERCISE_OPEN = re.compile(r"^:{3,}\{exercise\}", re.M)
+
+
+def web_edition(text: str, where: str = "page") -> str:
+    """The MyST page the web book renders: each exercise as a student copy shows it, solution aside.
+
+    Every code cell of ``text`` (a MyST notebook) that holds ``# BEGIN SOLUTION`` regions is
+    replaced by its stub, exactly as in a student copy, so the book executes and shows what a
+    learner starts from (the checker then reports "not attempted yet"). The reference code goes,
+    without its marker lines, into the ``{solution}`` block that follows the exercise, which the
+    book draws collapsed. A solution cell with no ``{solution}`` block after it, before the next
+    exercise, is an error: its code would be shown nowhere.
+    """
+    out, pending, position = [], [], 0
+    events = sorted([(m.start(), "cell", m) for m in _CODE_CELL.finditer(text)]
+                    + [(m.start(), "solution", m) for m in _SOLUTION_OPEN.finditer(text)]
+                    + [(m.start(), "exercise", m) for m in _EXERCISE_OPEN.finditer(text)],
+                    key=lambda event: event[0])
+
+    def unplaced() -> ValueError:
+        line = text.count("\n", 0, pending[0][0]) + 1
+        return ValueError(f"{where}, line {line}: an exercise's solution cell has no "
+                          "{solution} block after it to hold its code")
+
+    for start, kind, match in events:
+        if kind == "exercise" and pending:
+            raise unplaced()
+        if kind == "cell" and "# BEGIN SOLUTION" in match["body"]:
+            body = match["body"]
+            options = _CELL_OPTIONS.match(body)
+            head = options.group(0) if options else ""
+            line = text.count("\n", 0, start) + 1
+            stub = strip_solutions(body[len(head):], f"{where}, line {line}")
+            pending.append((start, solution_code(body[len(head):]).strip("\n")))
+            out.append(text[position:match.start("body")] + head + stub)
+            position = match.end("body")
+        elif kind == "solution" and pending:
+            out.append(text[position:match.end()])
+            fence = "`" * 3
+            code = "\n\n".join(f"{fence}python\n{solution}\n{fence}" for _, solution in pending)
+            out.append(f"\n{code}\n\n")
+            position, pending = match.end(), []
+    if pending:
+        raise unplaced()
+    return "".join(out) + text[position:]
 
 
 def make_student_copy(source: Path, destination: Path) -> int:

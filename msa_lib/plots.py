@@ -14,12 +14,13 @@ internet connection, and MathJax is never pulled from a CDN by a figure.
 from __future__ import annotations
 
 import json
+import zlib
 
 import matplotlib.pyplot as plt
 import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
 
-__all__ = ["BookRenderer", "COLORS", "use_course_style"]
+__all__ = ["BookRenderer", "COLORS", "strategy_color", "use_course_style"]
 
 #: One colour per scale, used by every chapter so a scale looks the same in every figure.
 COLORS = {
@@ -28,6 +29,33 @@ COLORS = {
     "1h": "#2ca02c",
     "1D": "#d62728",
 }
+
+#: Fixed colours for the strategies and models the chapters trade and compare, so that a name has
+#: the same colour in every panel of a figure and in every chapter.
+STRATEGY_COLORS = {
+    "oracle": "#2ca02c",
+    "buy and hold": "#7f7f7f",
+    "P(up) fixed": "#1f77b4",
+    "P(up) confidence": "#17becf",
+    "P(up) half Kelly": "#9467bd",
+    "multi-scale net": "#1f77b4",
+    "last sign": "#bcbd22",
+    "majority": "#8c564b",
+}
+_FALLBACK = ["#d62728", "#ff7f0e", "#e377c2", "#8c564b", "#bcbd22", "#393b79", "#637939",
+             "#843c39", "#7b4173", "#3182bd"]
+
+
+def strategy_color(name: str) -> str:
+    """The colour of strategy or model ``name``: fixed for the course's names, else stable per name.
+
+    A name outside :data:`STRATEGY_COLORS` gets a colour from a palette chosen by a checksum of the
+    name (not Python's salted ``hash``), so it too is the same in every panel, run and chapter.
+    """
+    if name in STRATEGY_COLORS:
+        return STRATEGY_COLORS[name]
+    return _FALLBACK[zlib.crc32(name.encode()) % len(_FALLBACK)]
+
 
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 

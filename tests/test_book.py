@@ -75,6 +75,129 @@ def test_plotly_is_served_by_the_book_itself():
         assert "_static/plotly.min.js" in (HTML / f"{page}.html").read_text(), page
 
 
+# --- what the reader sees: figures, markup, solutions, links (static HTML) ------------------------
+# Calls that draw a figure in a page's code cells: each must leave an image or a plotly figure.
+FIGURE_CALLS = re.compile(r"\bplt\.show\(\)|\bfig\w*\.show\(\)")
+CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.M | re.S)
+# MyST that should have been rendered; a reader who sees it sees a bug.
+RAW_MYST = re.compile(r"\{(?:glue(?::\w+)?|ref|doc|numref|cite(?::\w+)?|eq|term|download)\}|"
+                      r"^\s*(?:```|:::)\s*\{[\w-]+\}", re.M)
+
+
+def _source(page: str) -> str:
+    return (ROOT / f"{page}.md").read_text()
+
+
+def _soup(page: str):
+    from bs4 import BeautifulSoup
+
+    return BeautifulSoup((HTML / f"{page}.html").read_text(), "html.parser")
+
+
+def _article(page: str):
+    soup = _soup(page)
+    article = soup.find("article")
+    assert article is not None, f"{page}.html has no <article>"
+    return article
+
+
+def _drawn_figures(page: str) -> int:
+    article = _article(page)
+    images = [img for img in article.find_all("img")
+              if (HTML / Path(page).parent / img["src"]).is_file()
+              and (HTML / Path(page).parent / img["src"]).stat().st_size > 0]
+    return len(images) + len(article.select(".plotly-graph-div"))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_shows_every_figure_its_source_draws(page: str):
+    wanted = sum(len(FIGURE_CALLS.findall(cell)) for cell in CODE_CELL.findall(_source(page)))
+    drawn = _drawn_figures(page)
+    assert drawn >= wanted, (f"{page}: its code draws {wanted} figure(s), the page shows {drawn} "
+                             "(is MPLBACKEND=Agg reaching the kernel?)")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_raw_markup_or_solution_markers_show(page: str):
+    html = (HTML / f"{page}.html").read_text()
+    assert "BEGIN SOLUTION" not in html and "END SOLUTION" not in html, f"{page}: solution markers"
+    article = _article(page)
+    for element in article.select("pre, code, script, style"):
+        element.decompose()  # code may legitimately show MyST; prose may not
+    raw = RAW_MYST.findall(article.get_text("\n"))
+    assert not raw, f"{page} shows unrendered MyST: {raw}"
+
+
+def _solution_only_lines(page: str) -> list[str]:
+    """Lines of reference code that the student's stub does not have (they must stay hidden)."""
+    from msa_lib.exercises import solution_code, strip_solutions
+
+    lines = []
+    for cell in CODE_CELL.findall(_source(page)):
+        if "# BEGIN SOLUTION" in cell:
+            stub = {line.strip() for line in strip_solutions(cell).splitlines()}
+            lines += [line.strip() for line in solution_code(cell).splitlines()
+                      if len(line.strip()) > 8 and line.strip() not in stub]
+    return lines
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_solution_code_is_only_inside_collapsed_solutions(page: str):
+    hidden = _solution_only_lines(page)
+    if not hidden:
+        pytest.skip(f"{page} has no coding exercise")
+    article = _article(page)
+    solutions = article.select("div.solution")
+    assert solutions and all("dropdown" in s["class"] for s in solutions), \
+        f"{page}: solutions must be collapsed dropdowns"
+    inside = "\n".join(s.get_text() for s in solutions)
+    for s in solutions:
+        s.decompose()
+    outside = article.get_text()
+    shown = [line for line in hidden if line in outside]
+    assert not shown, f"{page} shows solution code outside a collapsed solution: {shown}"
+    missing = [line for line in hidden if line not in inside]
+    assert not missing, f"{page}: solution code missing from its dropdown: {missing}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_bookkeeping_cells_are_hidden(page: str):
+    """Cells that only feed numbers to the prose (glue) are not shown to the reader."""
+    visible = [pre.get_text() for pre in _article(page).select("div.cell_input pre")]
+    gluing = [code.splitlines()[0] for code in visible if "glue(" in code]
+    assert not gluing, f"{page} shows cells that call glue(): {gluing}"
+
+
+def _internal_links(page: str) -> list[str]:
+    return [a["href"] for a in _soup(page).find_all("a", href=True)
+            if not urlparse(a["href"]).scheme and not a["href"].startswith(("mailto:", "//"))]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_internal_link_resolves(page: str):
+    broken = []
+    for href in _internal_links(page):
+        target, _, fragment = href.partition("#")
+        path = (HTML / Path(page).parent / target).resolve() if target else HTML / f"{page}.html"
+        if path.is_dir():
+            path = path / "index.html"
+        if not path.is_file():
+            broken.append(href)
+        elif fragment and path.suffix == ".html" and \
+                not re.search(rf'id="{re.escape(fragment)}"', path.read_text()):
+            broken.append(href)
+    assert not broken, f"{page}: links that lead nowhere: {sorted(set(broken))}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_header_buttons_stay_inside_the_book(page: str):
+    soup = _soup(page)
+    header = soup.select(".bd-header-article, .header-article-items, .article-header-buttons")
+    outside = sorted({a["href"] for part in header for a in part.find_all("a", href=True)
+                      if urlparse(a["href"]).scheme in ("http", "https")})
+    assert not outside, f"{page}: header buttons point outside the book: {outside}"
+
+
 def test_execution_table_lists_every_chapter():
     html = (HTML / "book" / "setup.html").read_text()
     for page in CHAPTERS:
@@ -141,6 +264,50 @@ return [divs.length, divs.filter(d => d.querySelector('svg.main-svg')).length];
 """
 
 
+# Tables and images wider than the article column (or clipped by a box that hides overflow). A
+# table may be wider than the column only inside a box that scrolls horizontally.
+_TOO_WIDE = """
+const column = document.querySelector('article.bd-article') || document.querySelector('main');
+const right = column.getBoundingClientRect().right;
+const found = [];
+for (const el of column.querySelectorAll('table, img')) {
+  const own = el.getBoundingClientRect();
+  if (own.width === 0) continue;                       // not displayed (a collapsed block)
+  let box = el;
+  for (let p = el.parentElement; p && p !== column; p = p.parentElement) {
+    const overflow = getComputedStyle(p).overflowX;
+    if (overflow === 'auto' || overflow === 'scroll') { box = p; break; }
+    if ((overflow === 'hidden' || overflow === 'clip') && own.right > p.getBoundingClientRect().right + 2) {
+      found.push('clipped ' + el.tagName + ': ' + (el.alt || el.textContent).trim().slice(0, 50)); break;
+    }
+  }
+  if (box.getBoundingClientRect().right > right + 2)
+    found.push('too wide ' + el.tagName + ': ' + (el.alt || el.textContent).trim().slice(0, 50));
+}
+return found;
+"""
+
+_BROKEN_IMAGES = """
+return Array.from(document.querySelectorAll('article img'))
+  .filter(img => !img.complete || img.naturalWidth === 0).map(img => img.src);
+"""
+
+# Code inside a solution dropdown must not be visible before the reader opens it.
+_VISIBLE_SOLUTION_CODE = """
+return Array.from(document.querySelectorAll('div.solution pre'))
+  .filter(pre => pre.checkVisibility({visibilityProperty: true, checkVisibilityCSS: true,
+                                      opacityProperty: true})).length;
+"""
+
+# Table cells that leave (almost) no room between their columns.
+_CRAMPED_CELLS = """
+return Array.from(document.querySelectorAll('article table'))
+  .filter(t => Array.from(t.querySelectorAll('td, th')).some(c => {
+      const s = getComputedStyle(c); return parseFloat(s.paddingLeft) + parseFloat(s.paddingRight) < 8; }))
+  .map(t => t.textContent.trim().slice(0, 40));
+"""
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_in_chromium(page: str, browser, server):
     from selenium.common.exceptions import TimeoutException
@@ -164,6 +331,15 @@ def test_page_renders_in_chromium(page: str, browser, server):
                     "figure(s) overflow their column")
     if page in CHAPTERS and "Plotly.newPlot" in (HTML / f"{page}.html").read_text():
         assert n_figures > 0, f"{page}: the page holds plotly code but no figure div"
+
+    broken = browser.execute_script(_BROKEN_IMAGES)
+    assert not broken, f"{page}: images that did not load: {broken}"
+    too_wide = browser.execute_script(_TOO_WIDE)
+    assert not too_wide, f"{page}: wider than the column or cut off: {too_wide}"
+    cramped = browser.execute_script(_CRAMPED_CELLS)
+    assert not cramped, f"{page}: tables whose columns run together: {cramped}"
+    assert browser.execute_script(_VISIBLE_SOLUTION_CODE) == 0, \
+        f"{page}: solution code is visible before the reader opens the solution"
 
     errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, f"{page}: JavaScript errors: {errors}"

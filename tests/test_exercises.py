@@ -212,3 +212,57 @@ def test_student_copy_removes_solutions_and_keeps_prose(tmp_path):
 def test_cli_refuses_an_empty_folder(tmp_path, capsys):
     assert exercises.main(["make-student-copies", str(tmp_path), str(tmp_path / "out")]) == 2
     assert "no notebooks" in capsys.readouterr().err
+
+
+# --- the web edition: exercises as a student meets them, solution code in the dropdown -----------
+CHAPTER_TEXTS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.md"))
+
+
+@pytest.mark.parametrize("chapter", CHAPTER_TEXTS, ids=lambda p: p.stem)
+def test_web_edition_shows_the_student_stub_and_keeps_the_solution_in_its_dropdown(chapter, tmp_path):
+    text = chapter.read_text()
+    web = exercises.web_edition(text, chapter.name)
+    assert "BEGIN SOLUTION" not in web and "END SOLUTION" not in web
+    # the code cells are exactly those of the student copy
+    student = tmp_path / chapter.with_suffix(".ipynb").name
+    make_student_copy(chapter.with_suffix(".ipynb"), student)
+    web_cells = [c.source for c in jupytext.reads(web, fmt="md:myst").cells if c.cell_type == "code"]
+    student_cells = [c.source for c in nbformat.read(student, as_version=4).cells
+                     if c.cell_type == "code"]
+    assert web_cells == student_cells
+    # every line of reference code now sits inside a {solution} block
+    solution_blocks = "".join(m.group(0) for m in exercises._SOLUTION_BLOCK.finditer(web))
+    for cell in jupytext.read(chapter).cells:
+        if cell.cell_type == "code" and "# BEGIN SOLUTION" in cell.source:
+            for line in exercises.solution_code(cell.source).splitlines():
+                assert line in solution_blocks, f"{chapter.name}: {line!r} is in no solution block"
+
+
+def test_web_edition_refuses_a_solution_with_nowhere_to_go():
+    text = (":::{exercise} One\n:label: ex-one\nDo it.\n:::\n\n"
+            "```{code-cell} ipython3\n# BEGIN SOLUTION -> x = None\nx = 1\n# END SOLUTION\n```\n\n"
+            ":::{exercise} Two\n:label: ex-two\n:::\n\n:::{solution} ex-two\n:class: dropdown\n:::\n")
+    with pytest.raises(ValueError, match="line 6: an exercise's solution cell has no"):
+        exercises.web_edition(text, "demo.md")
+
+
+def test_web_edition_keeps_cell_options_and_places_code_first_in_the_dropdown():
+    text = ("```{code-cell} ipython3\n:tags: [skip]\n\ndef f():\n    # BEGIN SOLUTION\n"
+            "    return 1\n    # END SOLUTION\n```\n\n:::{solution} ex-f\n:class: dropdown\n\n"
+            "Because.\n:::\n")
+    web = exercises.web_edition(text)
+    assert web.startswith("```{code-cell} ipython3\n:tags: [skip]\n\ndef f():\n"
+                          "    raise NotImplementedError")
+    dropdown = web[web.index(":::{solution}"):]
+    assert dropdown.index("    return 1") < dropdown.index("Because.")
+    assert "def f():\n    return 1\n```" in dropdown
+
+
+def test_a_printed_verdict_is_not_shown_twice_in_a_notebook(capsys):
+    printed = check("ch01-find-the-leak", {"b", "d"})
+    printed._ipython_display_()
+    assert capsys.readouterr().out.count("[PASS]") == 1
+    quiet = check("ch01-find-the-leak", {"b", "d"}, quiet=True)
+    quiet._ipython_display_()
+    assert capsys.readouterr().out.count("[PASS]") == 1
+    assert printed == quiet
