@@ -38,8 +38,11 @@ STRATEGY_COLORS = {
     "P(up) fixed": "#1f77b4",
     "P(up) confidence": "#17becf",
     "P(up) half Kelly": "#9467bd",
+    "5min head, sign": "#ff7f0e",
+    "15min head, sign": "#e377c2",
+    "1h head, sign": "#bcbd22",
     "multi-scale net": "#1f77b4",
-    "last sign": "#bcbd22",
+    "last sign": "#393b79",
     "majority": "#8c564b",
 }
 _FALLBACK = ["#d62728", "#ff7f0e", "#e377c2", "#8c564b", "#bcbd22", "#393b79", "#637939",
