@@ -39,6 +39,7 @@ import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +92,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "msa_lib"
 
 
-def _offline_hint() -> str:
-    from msa_lib.datasets import DATASETS  # late import: datasets may re-export this module
+def _bundled_names() -> list[str]:
+    """Names of the datasets shipped in ``msa_lib/bundled`` (read from the files themselves, so
+    this module needs nothing from :mod:`msa_lib.datasets`, which imports it)."""
+    folder = resources.files("msa_lib").joinpath("bundled")
+    return sorted(p.name.removesuffix(".csv.gz") for p in folder.iterdir() if p.name.endswith(".csv.gz"))
 
-    names = ", ".join(DATASETS)
+
+def _offline_hint() -> str:
+    names = ", ".join(_bundled_names())
     return (
         f"work offline with a bundled dataset instead: msa_lib.datasets.load_dataset(name) with "
         f"name in {names} (command line: msa data --source bundled --name <name>)"

@@ -237,3 +237,23 @@ def test_bad_arguments_are_refused_before_any_request(fetch, server):
     with pytest.raises(ValueError, match="limit"):
         fetch(limit=1001)
     assert server.requests == []
+
+
+def test_the_offline_hint_names_exactly_the_bundled_datasets():
+    from msa_lib.bybit import _bundled_names
+    from msa_lib.datasets import DATASETS
+
+    assert _bundled_names() == sorted(DATASETS)
+
+
+def test_bybit_does_not_import_datasets():
+    """datasets re-exports fetch_bybit_klines, so bybit importing datasets would be a cycle."""
+    import ast
+    from pathlib import Path
+
+    import msa_lib.bybit
+
+    tree = ast.parse(Path(msa_lib.bybit.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    assert "msa_lib.datasets" not in imported
