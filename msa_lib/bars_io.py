@@ -541,8 +541,11 @@ def _start_label_reason(times: pd.DatetimeIndex, column: str, date_only: bool) -
     of_day = ns % _DAY_NS
     spacing = bar_spacing(times)
     if spacing >= pd.Timedelta(days=1):
+        # over a week or more, a weekday market's bars stamped at their close (midnight after the
+        # session) include Saturdays and no Mondays; stamped at their start, the other way round
         weekdays = set(times.day_of_week)
-        if (of_day == 0).all() and 0 in weekdays and 5 not in weekdays:
+        week = times[-1] - times[0] >= pd.Timedelta(days=7)
+        if week and (of_day == 0).all() and 0 in weekdays and 5 not in weekdays:
             return ("daily bars stamped at 00:00 of weekdays, Monday to Friday: the start of "
                     "their own day (close-labelled, they would fall on Tuesday to Saturday)")
         return None

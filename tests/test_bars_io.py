@@ -274,10 +274,15 @@ def test_daily_bars_labelled_by_their_own_day_get_a_hint(tmp_path):
     moved = read_quietly(path, time_label="start")
     assert moved.index.equals(utc("2024-01-06", "2024-01-09", "2024-01-10", "2024-01-11"))
 
-    midnights = [f"{d}T00:00:00Z" for d in days]
+    # the same bars stamped at 00:00 of their own day; a week is needed to tell
+    week = ["2024-01-03", "2024-01-04", *days]  # Wednesday 3 to Wednesday 10 January
+    midnights = [f"{d}T00:00:00Z" for d in week]
     path = write(tmp_path, "spx_t.csv", "time,open,high,low,close,volume\n" + ohlcv_lines(midnights))
     with pytest.warns(UserWarning, match="Monday to Friday"):
         read_bars(path)
+    path = write(tmp_path, "short.csv", "time,open,high,low,close,volume\n"
+                 + ohlcv_lines(midnights[-3:]))  # Monday to Wednesday: could be either
+    assert len(read_quietly(path)) == 3
 
 
 def test_close_labelled_files_get_no_hint(tmp_path):
