@@ -4,6 +4,7 @@ One module per idea, each taught by one chapter of the book:
 
 ========== ==========================================================
 datasets   synthetic market with ground truth, bundled real data
+bars_io    bar files in and out: CSV and Parquet, close-labelled UTC
 data       validation, close-labelled resampling, features, windows
 decompose  wavelets and VMD, full-series and causal (past-only)
 model      scale encoders, cross-scale attention, fusion, networks

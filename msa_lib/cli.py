@@ -43,6 +43,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from msa_lib.bars_io import bar_spacing as _modal_spacing
+from msa_lib.bars_io import read_bars, write_bars
+
 __all__ = [
     "BacktestSection",
     "Config",
@@ -58,7 +61,6 @@ __all__ = [
     "load_bars",
     "load_config",
     "main",
-    "read_bars",
 ]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
@@ -594,113 +596,6 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
 # ==================================================================================================
 # Bars: from every source, validated
 # ==================================================================================================
-_TIME_COLUMNS = ("time", "timestamp", "datetime", "date", "open_time", "close_time")
-
-
-def _modal_spacing(index: pd.DatetimeIndex) -> pd.Timedelta:
-    if len(index) < 2:
-        raise ValueError("need at least two bars to tell their spacing")
-    steps = pd.Series(np.diff(index.as_unit("ns").asi8))
-    return pd.Timedelta(int(steps.mode().iloc[0]), unit="ns")
-
-
-def read_bars(path: str | Path, time_label: str = "close") -> pd.DataFrame:
-    """Read OHLCV bars from a CSV (optionally gzipped) or Parquet file and validate them.
-
-    The file needs a time column (one of ``time, timestamp, datetime, date, open_time,
-    close_time``, any case; or a Parquet DatetimeIndex) and ``open, high, low, close, volume``
-    columns (any case; others are ignored). Times without a zone are read as UTC; numbers are read
-    as Unix epoch milliseconds (above 1e11) or seconds.
-
-    Parameters
-    ----------
-    path : str or Path
-    time_label : {"close", "start"}
-        ``"start"``: the file labels bars by their start, so every label is moved forward by the
-        most common spacing between bars (the bar length).
-
-    Returns
-    -------
-    pandas.DataFrame
-        float64 columns ``open, high, low, close, volume``, index ``time`` (UTC, close time).
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        Naming the file and the problem (no time column, unparsable times, not OHLCV...).
-    """
-    from msa_lib.data import OHLCV_COLUMNS, validate_ohlcv
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file {path} does not exist")
-    suffixes = "".join(path.suffixes).lower()
-    try:
-        if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path)
-    except ImportError as err:
-        raise ValueError(f"{path}: reading Parquet needs pyarrow ({err}); save it as CSV") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{path} is not a readable CSV file of bars: {first}") from None
-    if isinstance(frame.index, pd.DatetimeIndex):
-        frame = frame.reset_index()
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    time_col = next((c for c in _TIME_COLUMNS if c in frame.columns), None)
-    if time_col is None:
-        raise ValueError(
-            f"{path} is not OHLCV bars: no time column (expected one of {', '.join(_TIME_COLUMNS)}); "
-            f"columns are {list(frame.columns)[:8]}"
-        )
-    missing = [c for c in OHLCV_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path} is not OHLCV bars: missing column(s) {missing}")
-    raw = frame[time_col]
-    try:
-        if pd.api.types.is_numeric_dtype(raw):
-            unit = "ms" if raw.abs().max() > 1e11 else "s"
-            stamps = pd.to_datetime(raw, unit=unit, utc=True)
-        else:
-            stamps = pd.to_datetime(raw, utc=True, format="mixed")
-    except (ValueError, TypeError, OverflowError) as err:
-        raise ValueError(f"{path}: column {time_col!r} holds values that are not times ({err})") from None
-    index = pd.DatetimeIndex(stamps, name="time")
-    values = {}
-    for col in OHLCV_COLUMNS:
-        numeric = pd.to_numeric(frame[col], errors="coerce")
-        bad = numeric.isna() & frame[col].notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(
-                f"{path}: column {col!r} is not numeric: {frame[col].iloc[row]!r} at {index[row]}"
-            )
-        values[col] = numeric.to_numpy(dtype="float64", na_value=np.nan)
-    bars = pd.DataFrame(values, index=index)
-    validate_ohlcv(bars, name=str(path))
-    if time_label == "start":
-        bars.index = pd.DatetimeIndex(bars.index + _modal_spacing(bars.index), name="time")
-    elif time_label != "close":
-        raise ValueError(f"time_label must be 'close' or 'start', got {time_label!r}")
-    return bars
-
-
-def write_bars(bars: pd.DataFrame, path: Path) -> Path:
-    """Write bars as CSV (gzipped when the name ends in ``.gz``) or Parquet."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".parquet":
-        try:
-            bars.to_parquet(path)
-        except ImportError as err:
-            raise CLIError(f"writing Parquet needs pyarrow ({err}); use a .csv.gz name") from None
-    else:
-        out = bars.copy()
-        out.index = out.index.map(lambda t: t.isoformat())
-        out.to_csv(path, index_label="time", float_format="%.10g")
-    return path
-
-
 def load_bars(data: DataSection) -> tuple[pd.DataFrame, str]:
     """The bars a data section describes, validated, and a one-line description of them."""
     from msa_lib import datasets

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from msa_lib import cli
-from msa_lib.cli import Config, ConfigError, config_from_dict, load_config, main, read_bars
+from msa_lib.bars_io import read_bars
+from msa_lib.cli import Config, ConfigError, config_from_dict, load_config, main
 from msa_lib.datasets import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,16 +220,6 @@ def test_data_command_writes_a_cache_file_that_reads_back(tiny, capsys):
     assert main(["data", "--config", "tiny.yaml"]) == 1  # exists: refused
     assert "--force" in _one_error_line(capsys)
     assert main(["data", "--config", "tiny.yaml", "--force"]) == 0
-
-
-def test_read_bars_moves_start_labels_to_close_labels(tmp_path):
-    bars = load_dataset("eurusd_1h").iloc[:50]
-    path = tmp_path / "starts.csv"
-    shifted = bars.copy()
-    shifted.index = shifted.index - pd.Timedelta("1h")  # as a start-labelled source would write
-    shifted.to_csv(path)
-    back = read_bars(path, time_label="start")
-    assert back.index.equals(bars.index)
 
 
 # --------------------------------------------------------------------------------------------------
