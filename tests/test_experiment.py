@@ -4,6 +4,7 @@ chapters, the command line and the benchmarks."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,16 @@ def test_a_lookback_or_horizon_changed_in_one_place_reaches_data_and_cache(tmp_p
         assert not run.from_cache and run.path != base.path
         assert run.model.config.horizons == changed.horizons
         assert run.model.config.scale("1min").lookback == changed.lookbacks["1min"]
+
+
+@pytest.mark.parametrize("chapter", ["05_training", "06_prediction_and_interpretation",
+                                     "07_backtest", "08_case_study"])
+def test_chapters_state_only_what_they_change(chapter) -> None:
+    text = (ROOT / "notebooks" / f"{chapter}.md").read_text()
+    parameters = text.split(":tags: [parameters]", 1)[1].split("```", 1)[0]
+    assert re.search(r"EXPERIMENT = (COURSE|EURUSD_1H)\b", parameters), parameters
+    for typed_again in ("LOOKBACKS =", "HORIZONS =", "DAYS =", "D_MODEL =", "NUM_EPOCHS ="):
+        assert typed_again not in parameters, f"{chapter} types {typed_again} again"
+    assert "fit_experiment(EXPERIMENT" in text
+    if chapter != "08_case_study":  # 08 prepares walk-forward folds itself
+        assert "prepare_experiment(EXPERIMENT" in text
