@@ -22,8 +22,9 @@ standard error naming the problem; ``--traceback`` shows the full Python traceba
 The YAML file is an :class:`msa_lib.experiment.Experiment`: it is read and checked by
 :func:`msa_lib.experiment.load_experiment`, the same code that checks an experiment built in a
 notebook. Unknown keys and values of the wrong type are rejected with the dotted name of the key
-(``features.scales[1].lookback``). Everything the commands compute is a library function: this
-module parses arguments, calls them, and prints.
+(``features.scales[1].lookback``). Bars, windows, data preparation, training and checkpoints come
+from the library functions the chapters use (:mod:`msa_lib.prepare`, :mod:`msa_lib.train`,
+:mod:`msa_lib.checkpoints`).
 """
 
 from __future__ import annotations

@@ -44,6 +44,47 @@ def test_loss_rejects_wrong_shapes() -> None:
 
 
 # -- the loop -------------------------------------------------------------------------------------
+def test_fit_epoch_weighs_every_sample_once_and_keeps_to_the_deadline() -> None:
+    seed_everything(6)
+    data, model = make_data(70, seed=18), TinyNet()  # 70 rows: batches of 32, 32 and 6
+    before = [p.detach().clone() for p in model.parameters()]
+    frozen = torch.optim.AdamW(model.parameters(), lr=0.0)  # no step moves the weights
+    ticks = []
+    loss, out_of_time = tr.fit_epoch(model, data, frozen, None, epoch=0, batch_size=32,
+                                     weights=tr.LossWeights(), grad_clip=1.0,
+                                     device=torch.device("cpu"), on_batch=lambda: ticks.append(1))
+    assert not out_of_time and len(ticks) == 3 and model.training
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    whole = tr.evaluate_loss(model, data, 1024, tr.LossWeights(), torch.device("cpu"))["loss"]
+    assert loss == pytest.approx(whole, rel=1e-5)  # the mean per sample, not per batch
+    ticks.clear()
+    _, out_of_time = tr.fit_epoch(model, data, frozen, None, epoch=0, batch_size=32,
+                                  weights=tr.LossWeights(), grad_clip=None,
+                                  device=torch.device("cpu"), deadline=0.0,
+                                  on_batch=lambda: ticks.append(1))
+    assert out_of_time and len(ticks) == 1  # the batch that passed the deadline ends the epoch
+
+
+def test_early_stopping_keeps_a_copy_of_the_best_weights() -> None:
+    model = torch.nn.Linear(1, 1)
+    stopper = tr.EarlyStopping(patience=2)
+    for loss, weight, improved in ((3.0, 1.0, True), (2.0, 2.0, True), (2.5, 3.0, False),
+                                   (2.0, 4.0, False)):  # an equal loss is not an improvement
+        with torch.no_grad():
+            model.weight.fill_(weight)
+        assert stopper.update(loss, model) is improved
+        assert stopper.should_stop is (weight == 4.0)
+    assert (stopper.best_epoch, stopper.best_loss) == (1, 2.0)
+    stopper.restore_best(model)
+    assert model.weight.item() == 2.0  # the copy, not the weights the model held later
+    never = tr.EarlyStopping(patience=None)
+    for loss in range(10):  # worse and worse
+        never.update(float(loss), model)
+    assert not never.should_stop and never.best_epoch == 0
+    with pytest.raises(ValueError, match="patience must be >= 1"):
+        tr.EarlyStopping(patience=0)
+
+
 def test_tiny_model_overfits_a_tiny_batch() -> None:
     seed_everything(0)
     rng = np.random.default_rng(0)
