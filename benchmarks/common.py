@@ -79,10 +79,6 @@ class Result:
         return out
 
 
-#: The course's default scales and lookbacks (DESIGN.md's measured guidance), shared by benchmarks.
-DEFAULT_LOOKBACKS = {"1min": 60, "5min": 48, "1h": 24, "1D": 10}
-
-
 def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[float, list[float]]:
     """Median wall-clock time of ``fn()`` over ``repeats`` runs, after ``warmup`` untimed runs.
 

@@ -1,9 +1,10 @@
 """default_network: training and inference samples per second of the default network (no target).
 
-The default :class:`msa_lib.model.MultiScaleAttentionNet` (scales 1min/5min/1h/1D with lookbacks
-60/48/24/10, d_model 32, one encoder layer, 4 heads) on windows of the synthetic market. Training
-is timed step by step as :func:`msa_lib.train.fit` takes them at its default batch size (256);
-inference is :func:`msa_lib.train.predict` over the whole data set at its default batch (1024).
+The course's :class:`msa_lib.model.MultiScaleAttentionNet` (the network of
+:data:`msa_lib.experiment.COURSE`: its scales, lookbacks, horizons, width and dropout) on windows of
+the synthetic market. Training is timed step by step as :func:`msa_lib.train.fit` takes them at
+the course's batch size; inference is :func:`msa_lib.train.predict` over the whole data set at its
+default batch (1024).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from benchmarks.multiscale_vs_single import (
     make_frames,
     train_steps_per_second,
 )
+from msa_lib.experiment import COURSE
 
 NAME = "default_network"
 TARGET = None
 DESCRIPTION = "training and inference samples/s of the default MultiScaleAttentionNet (no target)"
 
-TRAIN_BATCH, PREDICT_BATCH = 256, 1024  # msa_lib.train.fit's and predict's defaults
+TRAIN_BATCH = COURSE.train.batch_size
+PREDICT_BATCH = 1024  # msa_lib.train.predict's default
 
 
 def run(quick: bool = False) -> Result:
@@ -31,7 +34,8 @@ def run(quick: bool = False) -> Result:
 
     steps, predict_repeats = (3, 1) if quick else (10, 5)
     bars, frames = make_frames()
-    data, _, raw = build_datasets(bars, frames, single_lookback=60)
+    # the single-scale windows are not used here: keep them short
+    data, _, raw = build_datasets(bars, frames, single_lookback=2 * COURSE.lookbacks["1min"])
     model, _ = build_models(raw["multi"], raw["single"])
     train_sps, train_runs = train_steps_per_second(model, data, TRAIN_BATCH, steps, warmup=2)
 

@@ -1,12 +1,13 @@
 """multiscale_vs_single: training speed of the default multi-scale net against one long sequence.
 
-The default :class:`msa_lib.model.MultiScaleAttentionNet` reads four short windows (1min/5min/1h/1D,
-60/48/24/10 bars: 142 tokens) and lets them meet in cross-scale attention. The straightforward
-alternative is one :class:`msa_lib.model.SingleScaleTransformer` of the same width and depth fed
-the last 24 hours at 1-minute resolution: 1,440 tokens, whose self-attention costs about
-(1440 / 60)^2 = 576 times that of the 1-minute encoder. Both are trained the way
-:func:`msa_lib.train.fit` trains (AdamW, the multi-horizon loss, gradient clipping at 1), on the
-same batch size, and compared in training samples per second.
+The course's :class:`msa_lib.model.MultiScaleAttentionNet` (the network of
+:data:`msa_lib.experiment.COURSE`) reads four short windows (its scales 1min/5min/1h/1D and
+lookbacks) and lets them meet in cross-scale attention. The straightforward alternative is one
+:class:`msa_lib.model.SingleScaleTransformer` of the same width and depth fed the last 24 hours at
+1-minute resolution: 1,440 tokens, whose self-attention costs about (1440 / L)^2 times that of the
+course's 1-minute encoder of L bars. Both are trained the way :func:`msa_lib.train.fit` trains
+(AdamW with the course's learning rate and weight decay, the multi-horizon loss, gradient clipping
+at 1), on the same batch size, and compared in training samples per second.
 
 "Agreement" here is not equal outputs (they are different models) but a fair comparison: both are
 built from the same features and decision times, the single-scale window ends with exactly the
@@ -26,7 +27,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from benchmarks.common import DEFAULT_LOOKBACKS, Result, fmt_seconds
+from benchmarks.common import Result, fmt_seconds
+from msa_lib.experiment import COURSE
 
 NAME = "multiscale_vs_single"
 TARGET = 10.0
@@ -36,12 +38,13 @@ DESCRIPTION = (
 )
 
 SINGLE_LOOKBACK = 1440  # 24 hours of 1-minute bars
-HORIZONS = ("15min", "1h", "4h")
-LEARNING_RATE, WEIGHT_DECAY, GRAD_CLIP = 1e-3, 1e-2, 1.0  # msa_lib.train.fit's defaults
+HORIZONS = COURSE.horizons
+LEARNING_RATE, WEIGHT_DECAY = COURSE.train.lr, COURSE.train.weight_decay
+GRAD_CLIP = 1.0  # msa_lib.train.fit's default
 
 
 def make_frames(
-    days: int = 40, seed: int = 0, scales: Sequence[str] = tuple(DEFAULT_LOOKBACKS)
+    days: int = 40, seed: int = 0, scales: Sequence[str] = tuple(COURSE.lookbacks)
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Synthetic 1-minute bars and their features at ``scales`` (the first must be ``"1min"``)."""
     from msa_lib.data import multi_scale_features
@@ -54,7 +57,7 @@ def make_frames(
 def build_datasets(
     bars: pd.DataFrame,
     frames: Mapping[str, pd.DataFrame],
-    lookbacks: Mapping[str, int] = DEFAULT_LOOKBACKS,
+    lookbacks: Mapping[str, int] = COURSE.lookbacks,
     single_lookback: int = SINGLE_LOOKBACK,
     every: str = "5min",
 ):
@@ -62,17 +65,17 @@ def build_datasets(
 
     Returns
     -------
-    multi, single : msa_lib.train.WindowDataset
+    multi, single : msa_lib.prepare.WindowDataset
         Row ``i`` of both is the same decision time.
     raw : dict
         The unscaled windows (``"multi"``, ``"single"``) and ``"times"``, for :func:`check_inputs`.
     """
     from msa_lib.data import WindowScaler, decision_times, make_targets, make_windows
-    from msa_lib.train import WindowDataset
+    from msa_lib.prepare import WindowDataset
 
     finest = next(iter(lookbacks))
     _, kept = make_windows(frames, lookbacks, decision_times(bars, every))
-    targets = make_targets(bars, kept, list(HORIZONS))  # drops times whose 4h horizon runs out
+    targets = make_targets(bars, kept, list(HORIZONS))  # drops times whose horizon runs out
     times = targets.index
     multi, _ = make_windows(frames, lookbacks, times)
     single, kept_single = make_windows({finest: frames[finest]}, {finest: single_lookback}, times)
@@ -90,13 +93,13 @@ def build_datasets(
 
 def build_models(multi_windows: Mapping[str, np.ndarray], single_windows: Mapping[str, np.ndarray],
                  seed: int = 0) -> tuple[nn.Module, nn.Module]:
-    """The default multi-scale net and the single-scale Transformer with the same other settings."""
-    from msa_lib.model import MultiScaleAttentionNet, SingleScaleTransformer, config_from_windows
+    """The course's multi-scale net and the single-scale Transformer with the same other settings."""
+    from msa_lib.model import MultiScaleAttentionNet, SingleScaleTransformer
 
     torch.manual_seed(seed)
-    multi = MultiScaleAttentionNet(config_from_windows(multi_windows, horizons=HORIZONS))
+    multi = MultiScaleAttentionNet(COURSE.model_config(multi_windows))
     torch.manual_seed(seed)
-    single = SingleScaleTransformer(config_from_windows(single_windows, horizons=HORIZONS))
+    single = SingleScaleTransformer(COURSE.model_config(single_windows))
     return multi, single
 
 
@@ -200,9 +203,10 @@ def run(quick: bool = False) -> Result:
     details = (
         f"{multi_sps:,.0f} vs {single_sps:,.1f} training samples/s, batch {batch_size}, medians of "
         f"{steps_multi}/{steps_single} steps ({fmt_seconds(statistics.median(multi_runs))} vs "
-        f"{fmt_seconds(statistics.median(single_runs))} per step); 142 tokens in 4 scales vs "
-        f"1,440 one-minute tokens; d_model {multi.config.d_model}, 1 layer, 4 heads, dropout "
-        f"{multi.config.dropout:g}"
+        f"{fmt_seconds(statistics.median(single_runs))} per step); "
+        f"{sum(s.lookback for s in multi.config.scales)} tokens in {len(multi.config.scales)} "
+        f"scales vs 1,440 one-minute tokens; d_model {multi.config.d_model}, 1 layer, 4 heads, "
+        f"dropout {multi.config.dropout:g}"
     )
     return Result(
         name=NAME,

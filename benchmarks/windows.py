@@ -16,7 +16,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import DEFAULT_LOOKBACKS, Result, fmt_seconds, median_seconds, timed
+from benchmarks.common import Result, fmt_seconds, median_seconds, timed
+from msa_lib.experiment import COURSE
 
 NAME = "windows"
 TARGET = 50.0
@@ -25,7 +26,7 @@ DESCRIPTION = (
     "per-decision-time loop with get_indexer(method='ffill') as in the chapter"
 )
 
-LOOKBACKS = DEFAULT_LOOKBACKS
+LOOKBACKS = COURSE.lookbacks  # the course's scales and lookbacks (msa_lib.experiment)
 
 
 def reference_windows(

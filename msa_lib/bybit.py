@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import socket
 import time
 import urllib.error
@@ -46,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from msa_lib import user_cache_dir
 from msa_lib.data import OHLCV_COLUMNS, validate_ohlcv
 
 __all__ = [
@@ -53,7 +53,6 @@ __all__ = [
     "BYBIT_INTERVALS",
     "BybitError",
     "BybitGapWarning",
-    "default_cache_dir",
     "fetch_bybit_klines",
     "parse_kline_page",
 ]
@@ -82,14 +81,6 @@ class BybitError(RuntimeError):
 
 class BybitGapWarning(UserWarning):
     """Klines are missing inside the requested range (the exchange had no trades, or was down)."""
-
-
-def default_cache_dir() -> Path:
-    """``$MSA_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/msa_lib`` (``~/.cache/msa_lib``)."""
-    if os.environ.get("MSA_CACHE_DIR"):
-        return Path(os.environ["MSA_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "msa_lib"
 
 
 def _bundled_names() -> list[str]:
@@ -306,7 +297,7 @@ def fetch_bybit_klines(
         The range, ``start < end``; naive times are read as UTC.
     category : {"linear", "inverse", "spot"}, default "linear"
     cache_dir : str or Path, optional
-        Where pages are cached (default :func:`default_cache_dir`).
+        Where pages are cached (default :func:`msa_lib.user_cache_dir`).
     use_cache : bool, default True
         ``False`` neither reads nor writes the cache.
     base_url : str, default ``"https://api.bybit.com"``
@@ -366,7 +357,7 @@ def fetch_bybit_klines(
     if first_ms >= stop_ms:
         raise ValueError(f"empty range: no {interval} kline starts in [{t0}, {t1})")
     opener = opener or urllib.request.build_opener()
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = Path(cache_dir) if cache_dir is not None else user_cache_dir()
     folder = folder / "bybit" / f"{category}_{symbol}_{interval}_{limit}"
 
     chunk_ms = step_ms * limit

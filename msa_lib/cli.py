@@ -1,8 +1,9 @@
 """The command line: ``python -m msa_lib`` (or ``msa``) with the subcommands data, train, predict, backtest.
 
-Every subcommand runs with no arguments on the bundled defaults (:data:`DEFAULT_CONFIG`, which is
-``configs/default.yaml`` of the repository), and reads another YAML file with ``--config``. Single
-settings are overridden with ``--set key=value`` (``--set train.num_epochs=1``).
+Every subcommand runs with no arguments on the course's experiment (:data:`DEFAULT_CONFIG`, which is
+``configs/default.yaml`` of the repository and holds the values of
+:data:`msa_lib.experiment.COURSE`), and reads another YAML file with ``--config``. Single settings
+are overridden with ``--set key=value`` (``--set train.num_epochs=1``).
 
 ================  ==============================================================================
 ``msa data``      get bars (simulate, bundled, a CSV/Parquet file, or Bybit), validate them, write
@@ -18,47 +19,51 @@ Nothing is overwritten without ``--force``. Bad input (a missing file, a file th
 empty range, an unknown symbol, a malformed config) ends the program with status 1 and one line on
 standard error naming the problem; ``--traceback`` shows the full Python traceback instead.
 
-The configuration is a tree of dataclasses (:class:`Config`). :func:`load_config` reads YAML and
-checks it against them: unknown keys and values of the wrong type are rejected with the dotted name
-of the key (``features.scales[1].lookback``).
+The YAML file is an :class:`msa_lib.experiment.Experiment`: it is read and checked by
+:func:`msa_lib.experiment.load_experiment`, the same code that checks an experiment built in a
+notebook. Unknown keys and values of the wrong type are rejected with the dotted name of the key
+(``features.scales[1].lookback``). Bars, windows, data preparation, training and checkpoints come
+from the library functions the chapters use (:mod:`msa_lib.prepare`, :mod:`msa_lib.train`,
+:mod:`msa_lib.checkpoints`).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import datetime as dt
 import json
 import math
 import shutil
 import sys
 import time
-import types
-import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+import yaml
 
-from msa_lib.bars_io import bar_spacing as _modal_spacing
-from msa_lib.bars_io import read_bars, write_bars
+from msa_lib import __version__, evaluate, seed_everything
+from msa_lib.backtest import SizingRule, buy_and_hold_positions, run_backtest
+from msa_lib.bars_io import bar_spacing, read_bars, write_bars
+from msa_lib.checkpoints import load_checkpoint, save_checkpoint
+from msa_lib.data import WindowScaler, as_timedelta, horizon_label, make_targets
+from msa_lib.experiment import (
+    ConfigError,
+    DataSection,
+    Experiment,
+    load_experiment,
+    save_experiment,
+)
+from msa_lib.model import build_model, count_parameters
+from msa_lib.prepare import experiment_windows, load_bars, prepare_experiment
+from msa_lib.train import fit, predict
 
 __all__ = [
-    "BacktestSection",
-    "Config",
-    "ConfigError",
-    "DataSection",
-    "FeatureSection",
-    "ModelSection",
-    "OutputSection",
-    "ScaleSection",
-    "TrainSection",
-    "config_from_dict",
-    "config_to_dict",
-    "load_bars",
+    "CLIError",
+    "DEFAULT_CONFIG",
     "load_config",
     "main",
 ]
@@ -67,486 +72,21 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml
 """The repository's ``configs/default.yaml`` (used when ``--config`` is not given and it exists)."""
 
 
-class ConfigError(ValueError):
-    """A configuration that is not valid; the message starts with the dotted key at fault."""
-
-
 class CLIError(RuntimeError):
     """A problem the command line reports in one line (missing run folder, existing output...)."""
 
 
 # ==================================================================================================
-# Configuration: dataclasses, checked on load
+# Configuration: an experiment read from YAML, with --set overrides
 # ==================================================================================================
-@dataclass
-class DataSection:
-    """Where the bars come from (``data:`` in the YAML file).
-
-    Attributes
-    ----------
-    source : {"simulate", "bundled", "file", "bybit"}
-        ``simulate``: :func:`msa_lib.datasets.simulate_market`; ``bundled``: a dataset shipped with
-        the package (:func:`msa_lib.datasets.load_dataset`); ``file``: a CSV or Parquet file of OHLCV
-        bars; ``bybit``: live klines (:func:`msa_lib.bybit.fetch_bybit_klines`, needs internet).
-    days, market_seed, signal_strength
-        ``simulate`` only: days of 1-minute bars, the market's random seed, the planted signal's
-        strength (``null``: the library default).
-    start, end
-        ``simulate``: ``start`` is the first midnight (UTC). ``bybit``: the range ``[start, end)``;
-        ``end: null`` means now.
-    name
-        ``bundled`` only: one of :data:`msa_lib.datasets.DATASETS`.
-    path, time_label
-        ``file`` only: the file, and whether its times label the bar ``close`` (the course's
-        convention) or its ``start`` (then every label is moved forward by one bar length).
-    symbol, interval, category
-        ``bybit`` only.
-    cache_dir
-        Folder for ``msa data`` output files and the Bybit page cache.
-    """
-
-    source: Literal["simulate", "bundled", "file", "bybit"] = "simulate"
-    days: int = 30
-    market_seed: int = 0
-    signal_strength: float | None = None
-    start: str = "2024-01-01"
-    end: str | None = None
-    name: str = "es_1min"
-    path: str | None = None
-    time_label: Literal["close", "start"] = "close"
-    symbol: str = "BTCUSDT"
-    interval: str = "1"
-    category: Literal["linear", "inverse", "spot"] = "linear"
-    cache_dir: str = "data"
-
-    def check(self, where: str) -> None:
-        if self.days < 1:
-            raise ConfigError(f"{where}.days: must be >= 1, got {self.days}")
-        if self.source == "file" and not self.path:
-            raise ConfigError(f"{where}.path: source 'file' needs a path")
-        if self.signal_strength is not None and not 0 <= self.signal_strength < 1:
-            raise ConfigError(f"{where}.signal_strength: must be in [0, 1), got {self.signal_strength}")
-        for key in ("start", "end"):
-            value = getattr(self, key)
-            if value is not None:
-                try:
-                    pd.Timestamp(value)
-                except ValueError:
-                    raise ConfigError(f"{where}.{key}: {value!r} is not a date") from None
-
-
-@dataclass
-class ScaleSection:
-    """One time scale (an entry of ``features.scales``).
-
-    Attributes
-    ----------
-    name : str
-        Bar length, a pandas duration: ``"1min"``, ``"5min"``, ``"1h"``, ``"1D"``.
-    lookback : int
-        Rows of this scale in every input window.
-    lags, vol_windows, ma_windows, volume_window, rsi_window
-        Feature windows of :func:`msa_lib.data.scale_features`, in bars of this scale; ``null``
-        keeps the library default. Coarse scales want short windows: the longest window is the
-        warm-up lost at the start of the data.
-    """
-
-    name: str
-    lookback: int
-    lags: list[int] | None = None
-    vol_windows: list[int] | None = None
-    ma_windows: list[int] | None = None
-    volume_window: int | None = None
-    rsi_window: int | None = None
-
-    def check(self, where: str) -> None:
-        _duration(self.name, f"{where}.name")
-        if self.lookback < 1:
-            raise ConfigError(f"{where}.lookback: must be >= 1, got {self.lookback}")
-        for key in ("lags", "vol_windows", "ma_windows"):
-            values = getattr(self, key)
-            if values is not None and (not values or min(values) < 1):
-                raise ConfigError(f"{where}.{key}: needs one or more integers >= 1, got {values}")
-        for key in ("volume_window", "rsi_window"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise ConfigError(f"{where}.{key}: must be >= 1, got {value}")
-        if self.vol_windows is not None and min(self.vol_windows) < 2:
-            raise ConfigError(f"{where}.vol_windows: a standard deviation needs windows >= 2")
-
-    def feature_kwargs(self) -> dict[str, Any]:
-        """The non-null feature windows, as keyword arguments of ``scale_features``."""
-        keys = ("lags", "vol_windows", "ma_windows", "volume_window", "rsi_window")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
-
-
-def _default_scales() -> list[ScaleSection]:
-    daily = ScaleSection("1D", 7, lags=[1, 2, 5], vol_windows=[3], ma_windows=[5],
-                         volume_window=5, rsi_window=5)
-    return [ScaleSection("1min", 30), ScaleSection("5min", 24), ScaleSection("1h", 12), daily]
-
-
-@dataclass
-class FeatureSection:
-    """Scales, decision times, horizons and the chronological split (``features:``).
-
-    Attributes
-    ----------
-    scales : list of ScaleSection
-        Finest first; the finest must not be finer than the bars.
-    every : str
-        Spacing of decision times (multiples of it since midnight UTC).
-    horizons : list of str
-        Forecast horizons; the model has one output per horizon.
-    val_frac, test_frac : float
-        Shares of the decision times for validation and test (the latest ones), split with a
-        purge gap equal to the longest horizon.
-    """
-
-    scales: list[ScaleSection] = field(default_factory=_default_scales)
-    every: str = "5min"
-    horizons: list[str] = field(default_factory=lambda: ["15min", "1h"])
-    val_frac: float = 0.2
-    test_frac: float = 0.2
-
-    def check(self, where: str) -> None:
-        if not self.scales:
-            raise ConfigError(f"{where}.scales: give at least one scale")
-        names = [s.name for s in self.scales]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"{where}.scales: duplicated scale names {names}")
-        lengths = [_duration(s.name, f"{where}.scales[{i}].name") for i, s in enumerate(self.scales)]
-        if lengths != sorted(lengths):
-            raise ConfigError(f"{where}.scales: list them finest first, got {names}")
-        _duration(self.every, f"{where}.every")
-        if not self.horizons:
-            raise ConfigError(f"{where}.horizons: give at least one horizon")
-        if len(set(self.horizons)) != len(self.horizons):
-            raise ConfigError(f"{where}.horizons: duplicated horizons {self.horizons}")
-        for i, h in enumerate(self.horizons):
-            _duration(h, f"{where}.horizons[{i}]")
-        if not 0 < self.val_frac < 1 or not 0 < self.test_frac < 1:
-            raise ConfigError(f"{where}.val_frac/test_frac: each must be in (0, 1)")
-        if self.val_frac + self.test_frac >= 1:
-            raise ConfigError(f"{where}.val_frac + test_frac: must be < 1 to leave training data")
-
-
-@dataclass
-class ModelSection:
-    """The network (``model:``); see :class:`msa_lib.model.ModelConfig`.
-
-    Attributes
-    ----------
-    kind : {"multiscale", "lstm", "single_scale", "linear"}
-        The multi-scale attention network, or one of its baselines.
-    d_model, n_layers, n_heads, n_cross_heads, conv_kernel, dropout, pos_encoding,
-    cross_attention, gates, pyramid_levels
-        As in :class:`msa_lib.model.ModelConfig`; ``n_layers``, ``n_heads`` and ``conv_kernel``
-        apply to every scale's encoder.
-    """
-
-    kind: Literal["multiscale", "lstm", "single_scale", "linear"] = "multiscale"
-    d_model: int = 32
-    n_layers: int = 1
-    n_heads: int = 4
-    n_cross_heads: int = 4
-    conv_kernel: int = 0
-    dropout: float = 0.1
-    pos_encoding: Literal["learnable", "sinusoidal", "none"] = "learnable"
-    cross_attention: bool = True
-    gates: bool = True
-    pyramid_levels: int = 0
-
-    def check(self, where: str) -> None:
-        for key in ("d_model", "n_layers", "n_heads", "n_cross_heads"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: must be >= 1, got {getattr(self, key)}")
-        for key in ("n_heads", "n_cross_heads"):
-            if self.d_model % getattr(self, key):
-                raise ConfigError(
-                    f"{where}.{key}: {getattr(self, key)} does not divide d_model={self.d_model}"
-                )
-        if self.conv_kernel < 0 or self.pyramid_levels < 0:
-            raise ConfigError(f"{where}.conv_kernel/pyramid_levels: must be >= 0")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"{where}.dropout: must be in [0, 1), got {self.dropout}")
-
-
-@dataclass
-class TrainSection:
-    """The training loop (``train:``); see :func:`msa_lib.train.fit`.
-
-    Attributes
-    ----------
-    num_epochs, batch_size, lr, weight_decay, patience
-        As in :func:`msa_lib.train.fit` (``patience: null`` never stops early).
-    max_seconds : float or null
-        Wall-clock budget (results then depend on the machine's speed).
-    device : str or null
-        ``"cpu"``, ``"cuda"``; ``null`` picks CUDA when available.
-    threads : int or null
-        ``torch.set_num_threads`` (``null``: PyTorch's choice).
-    progress : bool
-        Show a progress bar (``--no-progress`` turns it off too).
-    """
-
-    num_epochs: int = 5
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    patience: int | None = 3
-    max_seconds: float | None = None
-    device: str | None = None
-    threads: int | None = None
-    progress: bool = True
-
-    def check(self, where: str) -> None:
-        for key in ("num_epochs", "batch_size"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: must be >= 1, got {getattr(self, key)}")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ConfigError(f"{where}.lr/weight_decay: need lr > 0 and weight_decay >= 0")
-        if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"{where}.patience: must be >= 1 or null, got {self.patience}")
-        if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ConfigError(f"{where}.max_seconds: must be > 0 or null")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"{where}.threads: must be >= 1 or null")
-
-
-@dataclass
-class BacktestSection:
-    """Trading the forecasts (``backtest:``); see :func:`msa_lib.backtest.run_backtest`.
-
-    Attributes
-    ----------
-    horizon : str or null
-        Which horizon's probability of "up" is traded (``null``: the first).
-    method, threshold, allow_short, max_position, kelly_fraction
-        The :class:`msa_lib.backtest.SizingRule`.
-    cost_bps : float
-        Proportional cost per unit of turnover, in basis points.
-    delay : int
-        Execute every decision this many bars late.
-    """
-
-    horizon: str | None = None
-    method: Literal["fixed", "confidence", "kelly"] = "fixed"
-    threshold: float = 0.5
-    allow_short: bool = True
-    max_position: float = 1.0
-    kelly_fraction: float = 0.5
-    cost_bps: float = 1.0
-    delay: int = 0
-
-    def check(self, where: str) -> None:
-        if not 0.5 <= self.threshold <= 1:
-            raise ConfigError(f"{where}.threshold: must be in [0.5, 1], got {self.threshold}")
-        if self.max_position <= 0 or not 0 < self.kelly_fraction <= 1:
-            raise ConfigError(f"{where}.max_position/kelly_fraction: need > 0 and in (0, 1]")
-        if self.cost_bps < 0 or self.delay < 0:
-            raise ConfigError(f"{where}.cost_bps/delay: must be >= 0")
-
-
-@dataclass
-class OutputSection:
-    """Where runs go (``output:``).
-
-    Attributes
-    ----------
-    runs_dir : str
-        Parent folder of run folders.
-    run_name : str or null
-        The run folder's name; ``null`` uses the config file's name (``default`` for
-        ``configs/default.yaml``), so predict and backtest find the run that train wrote.
-    """
-
-    runs_dir: str = "runs"
-    run_name: str | None = None
-
-    def check(self, where: str) -> None:
-        if self.run_name is not None and (
-            not self.run_name or not all(c.isalnum() or c in "-_." for c in self.run_name)
-        ):
-            raise ConfigError(f"{where}.run_name: use letters, digits, '-', '_' or '.'")
-
-
-@dataclass
-class Config:
-    """The whole configuration (the top level of the YAML file).
-
-    Attributes
-    ----------
-    seed : int
-        One seed for Python, NumPy and PyTorch (:func:`msa_lib.seed_everything`).
-    data, features, model, train, backtest, output
-        The sections above.
-    """
-
-    seed: int = 0
-    data: DataSection = field(default_factory=DataSection)
-    features: FeatureSection = field(default_factory=FeatureSection)
-    model: ModelSection = field(default_factory=ModelSection)
-    train: TrainSection = field(default_factory=TrainSection)
-    backtest: BacktestSection = field(default_factory=BacktestSection)
-    output: OutputSection = field(default_factory=OutputSection)
-
-    def check(self, where: str) -> None:
-        if not 0 <= self.seed < 2**32:
-            raise ConfigError("seed: must be in [0, 2**32)")
-        if self.backtest.horizon is not None and self.backtest.horizon not in self.features.horizons:
-            raise ConfigError(
-                f"backtest.horizon: {self.backtest.horizon!r} is not one of features.horizons "
-                f"{self.features.horizons}"
-            )
-
-
-def _duration(value: str, key: str) -> pd.Timedelta:
-    from msa_lib.data import as_timedelta
-
-    try:
-        return as_timedelta(value, what=key)
-    except ValueError as err:
-        raise ConfigError(f"{key}: {value!r} is not a duration like '5min', '1h', '1D' ({err})") from None
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " or ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    if tp is type(None):
-        return "null"
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _convert(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it (dataclasses built, dates as str)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _convert(value, option, key)
-            except ConfigError as err:
-                errors.append(err)
-        if len(errors) == 1:
-            raise errors[0]
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {_describe(value)}")
-    if origin is Literal:
-        if value not in typing.get_args(tp) or isinstance(value, bool):
-            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {_describe(value)}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {_describe(value)}")
-        (item,) = typing.get_args(tp)
-        return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {_describe(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {_describe(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise ConfigError(f"{key}: expected a number, got {_describe(value)}")
-        return float(value)
-    if tp is str:
-        if isinstance(value, dt.date):  # YAML reads 2024-01-01 as a date
-            return value.isoformat()
-        if not isinstance(value, str):
-            hint = " (quote it in YAML)" if isinstance(value, int | float) else ""
-            raise ConfigError(f"{key}: expected a string, got {_describe(value)}{hint}")
-        return value
-    raise TypeError(f"{key}: unsupported annotation {tp!r}")  # a bug in this module, not in input
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
-
-
-def _build(cls: type, mapping: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from ``mapping``, rejecting unknown keys and wrong types."""
-    label = where or "config"
-    if not isinstance(mapping, Mapping):
-        raise ConfigError(f"{label}: expected a mapping of keys to values, got {_describe(mapping)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    prefix = f"{where}." if where else ""
-    for key in mapping:
-        if key not in fields:
-            raise ConfigError(
-                f"{prefix}{key}: unknown key; known keys here are {', '.join(fields)}"
-            )
-    values = {}
-    for name, f in fields.items():
-        if name in mapping:
-            values[name] = _convert(mapping[name], hints[name], f"{prefix}{name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{prefix}{name}: required key is missing")
-    obj = cls(**values)
-    obj.check(where)
-    return obj
-
-
-def config_from_dict(mapping: Mapping[str, Any] | None) -> Config:
-    """Build and check a :class:`Config` from nested dicts (missing keys take their defaults).
-
-    Raises
-    ------
-    ConfigError
-        Naming the dotted key: unknown keys, wrong types, values out of range.
-    """
-    return _build(Config, {} if mapping is None else mapping, "")
-
-
-def config_to_dict(config: Config) -> dict[str, Any]:
-    """The config as plain nested dicts (what ``config.yaml`` of a run holds)."""
-    return dataclasses.asdict(config)
-
-
-def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    keys = dotted.split(".")
-    node = tree
-    for i, key in enumerate(keys[:-1]):
-        child = node.get(key)
-        if child is None:
-            child = node[key] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {dotted}: {'.'.join(keys[: i + 1])} is not a section")
-        node = child
-    node[keys[-1]] = value
-
-
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Read a YAML config (default :data:`DEFAULT_CONFIG`, or built-in defaults) and apply overrides.
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Experiment:
+    """The experiment of a YAML file (default :data:`DEFAULT_CONFIG`) with ``--set`` overrides.
 
     Parameters
     ----------
     path : str or Path, optional
         A YAML file. ``None``: ``configs/default.yaml`` of the repository when present, else the
-        defaults of the dataclasses.
+        course's experiment (:data:`msa_lib.experiment.COURSE`, the same values).
     overrides : sequence of str
         ``"key.sub=value"`` items; the value is read as YAML (``1``, ``true``, ``[15min, 1h]``).
 
@@ -555,28 +95,9 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     ConfigError
         A missing or unreadable file, YAML syntax errors, or an invalid config (naming the key).
     """
-    import yaml
-
-    tree: Any = {}
     if path is None and DEFAULT_CONFIG.is_file():
         path = DEFAULT_CONFIG
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            tree = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(err, "problem", None) or "syntax error"
-            raise ConfigError(f"config file {path}: invalid YAML{where}: {problem}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"config file {path} is not a text file") from None
-        if tree is None:
-            tree = {}
-        if not isinstance(tree, dict):
-            raise ConfigError(f"config file {path}: the top level must be a mapping of sections")
+    pairs = []
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, like train.num_epochs=1")
@@ -585,45 +106,17 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from None
-        _set_path(tree, key.strip(), value)
-    try:
-        return config_from_dict(tree)
-    except ConfigError as err:
-        source = f"config file {path}" if path is not None else "config"
-        raise ConfigError(f"{source}: {err}") from None
+        pairs.append((key.strip(), value))
+    return load_experiment(path, pairs)
 
 
 # ==================================================================================================
 # Bars: from every source, validated
 # ==================================================================================================
-def load_bars(data: DataSection) -> tuple[pd.DataFrame, str]:
-    """The bars a data section describes, validated, and a one-line description of them."""
-    from msa_lib import datasets
-
-    if data.source == "simulate":
-        market = datasets.simulate_market(
-            days=data.days, seed=data.market_seed, start=data.start,
-            signal_strength=data.signal_strength,
-        )
-        return market.bars, f"simulated market, {data.days} days, seed {data.market_seed}"
-    if data.source == "bundled":
-        return datasets.load_dataset(data.name), f"bundled dataset {data.name!r}"
-    if data.source == "file":
-        assert data.path is not None  # checked by DataSection.check
-        return read_bars(data.path, data.time_label), f"file {data.path}"
-    from msa_lib.bybit import fetch_bybit_klines
-
-    end = data.end if data.end is not None else pd.Timestamp.now(tz="UTC").floor("min")
-    bars = fetch_bybit_klines(data.symbol, data.interval, data.start, end,
-                              category=data.category, cache_dir=data.cache_dir)
-    gaps = bars.attrs.get("gaps", [])
-    note = f", {sum(g['missing'] for g in gaps)} missing klines (not filled)" if gaps else ""
-    return bars.loc[:, ["open", "high", "low", "close", "volume"]], (
-        f"Bybit {data.symbol} {data.interval} ({data.category}){note}"
-    )
 
 
 def _data_file_name(data: DataSection) -> str:
+    """Default name of the file ``msa data`` writes for a data section."""
     if data.source == "simulate":
         return f"simulated_{data.days}d_seed{data.market_seed}.csv.gz"
     if data.source == "bundled":
@@ -635,54 +128,12 @@ def _data_file_name(data: DataSection) -> str:
 
 
 # ==================================================================================================
-# From bars to windows, with the settings of a config
-# ==================================================================================================
-def _frames(bars: pd.DataFrame, features: FeatureSection) -> dict[str, pd.DataFrame]:
-    """Causal features of every configured scale, after checking that the bars are fine enough."""
-    from msa_lib.data import resample_ohlcv, scale_features
-
-    spacing = _modal_spacing(bars.index)
-    finest = _duration(features.scales[0].name, "features.scales[0].name")
-    if finest < spacing:
-        raise ValueError(
-            f"the bars come every {spacing} but the finest scale is {features.scales[0].name}: "
-            "use scales no finer than the bars"
-        )
-    frames = {}
-    for s in features.scales:
-        frame = scale_features(resample_ohlcv(bars, s.name), **s.feature_kwargs())
-        if len(frame) < s.lookback:
-            raise ValueError(
-                f"scale {s.name}: only {len(frame)} bars after the feature warm-up, fewer than "
-                f"its lookback {s.lookback}; use more data or shorter windows"
-            )
-        frames[s.name] = frame
-    return frames
-
-
-def _windows(
-    bars: pd.DataFrame, features: FeatureSection
-) -> tuple[dict[str, np.ndarray], pd.DatetimeIndex]:
-    from msa_lib.data import decision_times, make_windows
-
-    frames = _frames(bars, features)
-    lookbacks = {s.name: s.lookback for s in features.scales}
-    windows, kept = make_windows(frames, lookbacks, decision_times(bars, features.every))
-    if len(kept) == 0:
-        raise ValueError(
-            f"no decision time every {features.every} has a full window at every scale "
-            f"(data {bars.index[0]} .. {bars.index[-1]}); use more data or shorter lookbacks"
-        )
-    return windows, kept
-
-
-# ==================================================================================================
 # Runs
 # ==================================================================================================
 _RUN_MARKERS = ("config.yaml", "model.pt")
 
 
-def _run_dir(config: Config, config_path: str | None) -> Path:
+def _run_dir(config: Experiment, config_path: str | None) -> Path:
     name = config.output.run_name
     if name is None:
         name = Path(config_path).stem if config_path else "default"
@@ -719,31 +170,26 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _set_threads(config: Config) -> None:
+def _set_threads(config: Experiment) -> None:
     if config.train.threads is not None:
-        import torch
-
         torch.set_num_threads(config.train.threads)
 
 
 # --------------------------------------------------------------------------------------------------
 # msa data
 # --------------------------------------------------------------------------------------------------
-def cmd_data(args: argparse.Namespace, config: Config) -> int:
+def cmd_data(args: argparse.Namespace, config: Experiment) -> int:
     """Get bars from the configured source, validate them, write them to a cache file."""
+    changes = {key: getattr(args, key) for key in ("source", "name", "path", "symbol", "interval",
+                                                   "start", "end") if getattr(args, key, None)}
+    config = config.replace(data=changes)  # checked: "data.path: source 'file' needs a path"
     data = config.data
-    if args.source:
-        data = dataclasses.replace(data, source=args.source)
-    for key in ("name", "path", "symbol", "interval", "start", "end"):
-        if getattr(args, key, None) is not None:
-            data = dataclasses.replace(data, **{key: getattr(args, key)})
-    data.check("data")
     out = Path(args.out) if args.out else Path(data.cache_dir) / _data_file_name(data)
     _claim(out, args.force, "data file")
-    bars, description = load_bars(data)
+    bars, description = load_bars(config)
     write_bars(bars, out)
     span = f"{bars.index[0]} .. {bars.index[-1]}"
-    spacing = _modal_spacing(bars.index) / pd.Timedelta(minutes=1)
+    spacing = bar_spacing(bars.index) / pd.Timedelta(minutes=1)
     _say(f"{description}: {len(bars):,} bars, {span}, mostly {spacing:g} min apart")
     _say(f"wrote {out}")
     return 0
@@ -752,51 +198,28 @@ def cmd_data(args: argparse.Namespace, config: Config) -> int:
 # --------------------------------------------------------------------------------------------------
 # msa train
 # --------------------------------------------------------------------------------------------------
-def cmd_train(args: argparse.Namespace, config: Config) -> int:
+def cmd_train(args: argparse.Namespace, config: Experiment) -> int:
     """Train the configured model and write a run folder."""
-    import torch
-
-    from msa_lib import evaluate, seed_everything
-    from msa_lib.data import as_timedelta, chronological_split, make_targets
-    from msa_lib.model import build_model, config_from_windows, count_parameters, save_checkpoint
-    from msa_lib.train import fit, predict, prepare_datasets
-
     run = Path(args.run) if args.run else _run_dir(config, args.config)
     _claim(run, args.force, "run folder")  # fail before any work
     _set_threads(config)
     started = time.perf_counter()
-    bars, description = load_bars(config.data)
+    bars, description = load_bars(config)
     _say(f"data: {description}: {len(bars):,} bars, {bars.index[0]} .. {bars.index[-1]}")
-    feats = config.features
-    windows, kept = _windows(bars, feats)
-    targets = make_targets(bars, kept, list(feats.horizons))
-    if len(targets) == 0:
-        raise ValueError(f"no decision time has {max(feats.horizons)} of future data left")
-    longest = max(as_timedelta(h) for h in feats.horizons)
-    splits = chronological_split(targets.index, feats.val_frac, feats.test_frac, purge=longest)
-    prepared = prepare_datasets(windows, kept, targets, splits)
+    prepared = prepare_experiment(config, bars)
     _say(
         f"windows: {len(prepared.train):,} train / {len(prepared.val):,} val / "
         f"{len(prepared.test):,} test decision times, scales "
-        + ", ".join(f"{s.name}x{s.lookback}" for s in feats.scales)
+        + ", ".join(f"{name}x{lookback}" for name, lookback in config.lookbacks.items())
     )
 
     m = config.model
-    model_config = config_from_windows(
-        windows, n_layers=m.n_layers, n_heads=m.n_heads, conv_kernel=m.conv_kernel,
-        d_model=m.d_model, horizons=tuple(feats.horizons), dropout=m.dropout,
-        pos_encoding=m.pos_encoding, cross_attention=m.cross_attention, gates=m.gates,
-        n_cross_heads=m.n_cross_heads, pyramid_levels=m.pyramid_levels,
-    )
     seed_everything(config.seed)
-    model = build_model(m.kind, model_config)
+    model = build_model(m.kind, config.model_config(prepared.train.windows))
     _say(f"model: {m.kind}, {count_parameters(model):,} parameters")
     t = config.train
-    history = fit(
-        model, prepared.train, prepared.val, num_epochs=t.num_epochs, batch_size=t.batch_size,
-        lr=t.lr, weight_decay=t.weight_decay, patience=t.patience, max_seconds=t.max_seconds,
-        device=t.device, progress=t.progress and not args.no_progress,
-    )
+    history = fit(model, prepared.train, prepared.val, **config.fit_kwargs(), device=t.device,
+                  progress=t.progress and not args.no_progress)
     model.to("cpu")
 
     # test scores beside the naive forecasts
@@ -854,11 +277,8 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _write_config(config: Config, path: Path) -> None:
-    import yaml
-
-    text = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=None)
-    path.write_text("# resolved configuration of this run (every key explicit)\n" + text)
+def _write_config(config: Experiment, path: Path) -> None:
+    save_experiment(config, path, header="resolved configuration of this run (every key explicit)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -867,21 +287,19 @@ def _write_config(config: Config, path: Path) -> None:
 @dataclass
 class _Run:
     path: Path
-    config: Config
+    config: Experiment
     model: Any
     scalers: dict[str, Any]
     metrics: dict[str, Any]
 
 
 def _load_run(path: Path) -> _Run:
-    from msa_lib.model import load_checkpoint
-
     if not path.is_dir():
         raise CLIError(f"no run folder at {path}; train one first with: msa train")
     for name in ("config.yaml", "model.pt", "scalers.json", "metrics.json"):
         if not (path / name).is_file():
             raise CLIError(f"{path} is not a complete run folder: {name} is missing")
-    config = load_config(path / "config.yaml")
+    config = load_experiment(path / "config.yaml")
     model, _ = load_checkpoint(path / "model.pt")
     scalers = json.loads((path / "scalers.json").read_text())
     metrics = json.loads((path / "metrics.json").read_text())
@@ -890,10 +308,7 @@ def _load_run(path: Path) -> _Run:
 
 def _forecast(run: _Run, bars: pd.DataFrame, since: pd.Timestamp | None) -> pd.DataFrame:
     """Forecasts of ``run`` at every decision time of ``bars`` (from ``since`` on), unscaled."""
-    from msa_lib.data import WindowScaler, horizon_label, make_targets
-    from msa_lib.train import predict
-
-    windows, kept = _windows(bars, run.config.features)
+    windows, kept = experiment_windows(bars, run.config)
     if since is not None:
         keep = kept >= since
         if not keep.any():
@@ -921,12 +336,12 @@ def _bars_for(run: _Run, data_path: str | None) -> tuple[pd.DataFrame, str, pd.T
     if data_path is not None:
         bars = read_bars(data_path, run.config.data.time_label)
         return bars, f"file {data_path}", None
-    bars, description = load_bars(run.config.data)
+    bars, description = load_bars(run.config)
     since = pd.Timestamp(run.metrics["splits"]["test"]["first"])
     return bars, f"{description}, test period", since
 
 
-def cmd_predict(args: argparse.Namespace, config: Config) -> int:
+def cmd_predict(args: argparse.Namespace, config: Experiment) -> int:
     """Forecast every horizon with a trained run; write a CSV."""
     run = _load_run(Path(args.run) if args.run else _run_dir(config, args.config))
     stem = Path(args.data).name.split(".")[0] if args.data else ""
@@ -960,11 +375,8 @@ _SHOWN = ("total_return", "sharpe", "sharpe_ci_low", "sharpe_ci_high",
           "max_drawdown", "win_rate", "profit_factor", "turnover_per_year", "n_trades", "exposure")
 
 
-def cmd_backtest(args: argparse.Namespace, config: Config) -> int:
+def cmd_backtest(args: argparse.Namespace, config: Experiment) -> int:
     """Trade a run's forecasts with costs, beside buy-and-hold and a naive momentum rule."""
-    from msa_lib.backtest import SizingRule, buy_and_hold_positions, run_backtest
-    from msa_lib.data import as_timedelta
-
     run = _load_run(Path(args.run) if args.run else _run_dir(config, args.config))
     stem = Path(args.data).name.split(".")[0] if args.data else ""
     out = Path(args.out) if args.out else run.path / (f"backtest_{stem}" if stem else "backtest")
@@ -1030,6 +442,7 @@ def _fmt(metric: str, value: float) -> str:
 
 
 def _equity_figures(results: Mapping[str, Any], out: Path, title: str) -> None:
+    # imported here: the file-only Agg backend must be chosen before pyplot is first imported
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -1116,8 +529,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from msa_lib import __version__
-
     return f"msa_lib {__version__}"
 
 

@@ -16,7 +16,7 @@ The module reads top to bottom in the order the model computes:
 7. :class:`MultiScaleAttentionNet` - the whole network, plus three baselines with the same
    ``forward`` signature and outputs: :class:`LSTMBaseline`, :class:`SingleScaleTransformer`,
    :class:`LinearBaseline`.
-8. :func:`build_model`, :func:`save_checkpoint`, :func:`load_checkpoint`.
+8. :func:`build_model` (checkpoints are :mod:`msa_lib.checkpoints`).
 
 Conventions
 -----------
@@ -35,7 +35,6 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,12 +63,9 @@ __all__ = [
     "LinearBaseline",
     "build_model",
     "count_parameters",
-    "save_checkpoint",
-    "load_checkpoint",
 ]
 
 POS_ENCODINGS = ("learnable", "sinusoidal", "none")
-CHECKPOINT_FORMAT = 1
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1107,7 +1103,7 @@ class LinearBaseline(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------
-# 8. Factory, parameter count, checkpoints
+# 8. Factory and parameter count
 # ------------------------------------------------------------------------------------------------
 MODEL_KINDS: dict[str, type[nn.Module]] = {
     "multiscale": MultiScaleAttentionNet,
@@ -1129,114 +1125,3 @@ def build_model(kind: str, config: ModelConfig | Mapping[str, Any]) -> nn.Module
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters of a module."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
-
-def _check_plain(value: Any, where: str) -> None:
-    """Raise TypeError unless ``value`` is made of types ``torch.load(weights_only=True)`` accepts."""
-    if value is None or isinstance(value, bool | int | float | str | Tensor):
-        return
-    if isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            _check_plain(v, f"{where}[{i}]")
-        return
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str | int):
-                raise TypeError(f"{where}: key {k!r} must be str or int")
-            _check_plain(v, f"{where}[{k!r}]")
-        return
-    raise TypeError(
-        f"{where} is a {type(value).__name__}; checkpoints hold only None/bool/int/float/str, "
-        "tensors, lists and dicts (convert it first)"
-    )
-
-
-def save_checkpoint(model: nn.Module, path: str | Path, **extra: Any) -> Path:
-    """Save weights, config and kind so :func:`load_checkpoint` can rebuild the model.
-
-    Parameters
-    ----------
-    model : one of the models of this module (it has ``.kind`` and ``.config``)
-    path : str or Path
-    **extra
-        Anything else to keep (epoch, metrics, scaler statistics...), as plain values: None, bool,
-        int, float, str, tensors, lists and dicts of those (checked; TypeError names the key).
-
-    Returns
-    -------
-    Path
-        The path written.
-    """
-    kind = getattr(model, "kind", None)
-    config = getattr(model, "config", None)
-    if kind not in MODEL_KINDS or not isinstance(config, ModelConfig):
-        raise TypeError(
-            f"save_checkpoint needs a model built by msa_lib.model (kinds {sorted(MODEL_KINDS)}), "
-            f"got {type(model).__name__}"
-        )
-    extra = {k: _plain(v) for k, v in extra.items()}
-    _check_plain(extra, "extra")
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "kind": kind,
-        "config": config.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "extra": extra,
-    }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
-    return path
-
-
-def load_checkpoint(
-    path: str | Path,
-    expected_config: ModelConfig | Mapping[str, Any] | None = None,
-    *,
-    expected_kind: str | None = None,
-    map_location: str | torch.device = "cpu",
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a model saved by :func:`save_checkpoint` (loaded with ``weights_only=True``).
-
-    Parameters
-    ----------
-    path : str or Path
-    expected_config : ModelConfig or dict, optional
-        If given, the stored config must equal it; otherwise a ValueError lists every differing
-        field with both values.
-    expected_kind : str, optional
-        If given, the stored model kind must equal it.
-    map_location : str or torch.device, default "cpu"
-
-    Returns
-    -------
-    model : nn.Module
-        In eval mode.
-    extra : dict
-        The ``**extra`` values passed to :func:`save_checkpoint`.
-    """
-    payload = torch.load(Path(path), map_location=map_location, weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a msa_lib.model checkpoint (format {CHECKPOINT_FORMAT})")
-    kind, stored = payload["kind"], payload["config"]
-    if expected_kind is not None and kind != expected_kind:
-        raise ValueError(f"{path}: checkpoint holds a {kind!r} model, expected {expected_kind!r}")
-    if expected_config is not None:
-        if isinstance(expected_config, ModelConfig):
-            expected = expected_config.to_dict()
-        else:
-            expected = ModelConfig.from_dict(expected_config).to_dict()
-        differences = [
-            f"{key}: checkpoint {stored.get(key)!r} vs expected {expected.get(key)!r}"
-            for key in sorted(set(stored) | set(expected))
-            if stored.get(key) != expected.get(key)
-        ]
-        if differences:
-            raise ValueError(
-                f"{path}: checkpoint config does not match the expected config:\n  "
-                + "\n  ".join(differences)
-            )
-    model = build_model(kind, ModelConfig.from_dict(stored))
-    model.load_state_dict(payload["state_dict"])
-    model.to(map_location)
-    return model.eval(), payload["extra"]

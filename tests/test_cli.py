@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import typing
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +15,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from msa_lib import cli
+from msa_lib import experiment
 from msa_lib.bars_io import read_bars
-from msa_lib.cli import Config, ConfigError, config_from_dict, load_config, main
+from msa_lib.cli import load_config, main
 from msa_lib.datasets import load_dataset
+from msa_lib.experiment import COURSE, ConfigError, Experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,12 +85,12 @@ def _fields(cls) -> set[str]:
 def test_default_yaml_is_valid_and_documents_every_field():
     text = (ROOT / "configs" / "default.yaml").read_text()
     tree = yaml.safe_load(text)
-    # the file and the dataclass defaults agree, so an install without the file behaves the same
-    assert load_config(ROOT / "configs" / "default.yaml") == Config()
-    assert set(tree) == _fields(Config)
-    hints = typing.get_type_hints(Config)
+    # the file holds the course's experiment, so an install without the file behaves the same
+    assert load_config(ROOT / "configs" / "default.yaml") == COURSE == Experiment()
+    assert set(tree) == _fields(Experiment)
     for section in set(tree) - {"seed"}:
-        assert set(tree[section]) == _fields(hints[section]), section
+        assert set(tree[section]) == _fields(type(getattr(COURSE, section))), section
+    assert set(tree["train"]["loss_weights"]) == _fields(experiment.LossWeights)
     # every key line carries a comment, except the scale entries (documented in the block above)
     for line in text.splitlines():
         stripped = line.strip()
@@ -100,8 +100,8 @@ def test_default_yaml_is_valid_and_documents_every_field():
 
 
 def test_missing_keys_take_the_defaults():
-    assert config_from_dict({}) == Config()
-    assert config_from_dict({"train": {"num_epochs": 2}}).train.num_epochs == 2
+    assert Experiment.from_dict({}) == COURSE
+    assert Experiment.from_dict({"train": {"num_epochs": 2}}).train.num_epochs == 2
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_missing_keys_take_the_defaults():
 )
 def test_invalid_configs_name_the_key(tree, key):
     with pytest.raises(ConfigError, match=key):
-        config_from_dict(tree)
+        Experiment.from_dict(tree)
 
 
 def test_overrides_and_yaml_dates(tmp_path):
@@ -140,14 +140,14 @@ def test_overrides_and_yaml_dates(tmp_path):
     config = load_config(path, ["train.num_epochs=2", "features.horizons=[5min, 1h]"])
     assert config.data.start == "2024-02-01"
     assert config.train.num_epochs == 2
-    assert config.features.horizons == ["5min", "1h"]
+    assert config.features.horizons == ("5min", "1h")
     with pytest.raises(ConfigError, match="train.num_epochs: expected an integer"):
         load_config(path, ["train.num_epochs=many"])
 
 
 def test_resolved_config_round_trips(trained):
     saved = load_config(trained / "config.yaml")
-    assert saved == config_from_dict(TINY)
+    assert saved == Experiment.from_dict(TINY)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -301,5 +301,5 @@ def test_python_dash_m_entry_point(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         "msa train: error: config file typo.yaml: model.d_modle: unknown key; known keys here are "
-        + ", ".join(f.name for f in dataclasses.fields(cli.ModelSection))
+        + ", ".join(f.name for f in dataclasses.fields(experiment.ModelSection))
     ]

@@ -1,4 +1,4 @@
-"""Tests of msa_lib.model: shapes, attention equivalences, masks, gradients, checkpoints, ablations."""
+"""Tests of msa_lib.model: shapes, attention equivalences, masks, gradients, ablations."""
 
 from __future__ import annotations
 
@@ -22,9 +22,7 @@ from msa_lib.model import (
     config_from_windows,
     count_parameters,
     cross_scale_attention_loop,
-    load_checkpoint,
     pool_recent_aligned,
-    save_checkpoint,
 )
 
 torch.set_num_threads(1)
@@ -323,33 +321,6 @@ def test_hierarchical_aggregation_works_for_lengths_not_divisible_by_the_pool(le
         expected.append(-(-expected[-1] // 2))
     assert sizes == expected
     assert agg(x).shape == (3, 16)
-
-
-# ---- checkpoints ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
-def test_checkpoint_round_trip(tmp_path, kind):
-    torch.manual_seed(0)
-    cfg = make_config(pos_encoding="sinusoidal")
-    model = build_model(kind, cfg)
-    path = save_checkpoint(model, tmp_path / "m.pt", epoch=3, metrics={"loss": 0.5})
-    raw = torch.load(path, weights_only=True)  # plain types only
-    assert raw["config"] == cfg.to_dict() and raw["kind"] == kind
-    loaded, extra = load_checkpoint(path, expected_config=cfg)
-    assert type(loaded) is type(model) and extra == {"epoch": 3, "metrics": {"loss": 0.5}}
-    w = make_windows(cfg)
-    torch.testing.assert_close(loaded(w)["returns"], model.eval()(w)["returns"])
-    assert count_parameters(loaded) == count_parameters(model)
-
-
-def test_checkpoint_mismatch_is_a_clear_error(tmp_path):
-    cfg = make_config()
-    path = save_checkpoint(MultiScaleAttentionNet(cfg), tmp_path / "m.pt")
-    with pytest.raises(ValueError, match=r"d_model: checkpoint 16 vs expected 32"):
-        load_checkpoint(path, expected_config=cfg.replace(d_model=32))
-    with pytest.raises(ValueError, match="'multiscale' model, expected 'lstm'"):
-        load_checkpoint(path, expected_kind="lstm")
-    with pytest.raises(TypeError, match="extra\\['scaler'\\]"):
-        save_checkpoint(MultiScaleAttentionNet(cfg), tmp_path / "x.pt", scaler=object())
 
 
 def test_default_network_is_small_enough_for_a_cpu():

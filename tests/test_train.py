@@ -1,70 +1,21 @@
-"""Tests for msa_lib.train, on tiny stand-in models so that they run in a few seconds."""
+"""Tests of msa_lib.train (the loss, one epoch, early stopping, the loop, prediction), on tiny
+stand-in models so that they run in a few seconds."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from tiny_models import TinyNet, make_data
 
+from msa_lib import seed_everything
 from msa_lib import train as tr
+from msa_lib.checkpoints import load_checkpoint
+from msa_lib.prepare import WindowDataset
 
 torch.set_num_threads(1)
-
-
-class TinyNet(nn.Module):
-    """Two scales in, H horizons out: flattens each window and runs a small MLP."""
-
-    def __init__(self, n_horizons: int = 2, hidden: int = 32) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(4 * 3 + 2 * 3, hidden), nn.Tanh())
-        self.returns = nn.Linear(hidden, n_horizons)
-        self.direction = nn.Linear(hidden, n_horizons)
-
-    def forward(self, windows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        x = torch.cat([windows["fast"].flatten(1), windows["slow"].flatten(1)], dim=1)  # [B, 18]
-        h = self.body(x)  # [B, hidden]
-        return {"returns": self.returns(h), "direction_logits": self.direction(h)}
-
-
-def make_data(n: int, seed: int, sign: float = 1.0) -> tr.WindowDataset:
-    """Targets that depend linearly on the last fast feature (sign flips the relation)."""
-    rng = np.random.default_rng(seed)
-    fast = rng.normal(size=(n, 4, 3)).astype(np.float32)  # [N, L=4, F=3]
-    slow = rng.normal(size=(n, 2, 3)).astype(np.float32)  # [N, L=2, F=3]
-    y = sign * np.stack([fast[:, -1, 0], fast[:, -1, 0] + slow[:, -1, 1]], axis=1)  # [N, 2]
-    y = y + 0.1 * rng.normal(size=y.shape)
-    return tr.WindowDataset({"fast": fast, "slow": slow}, y.astype(np.float32))
-
-
-# -- data -----------------------------------------------------------------------------------------
-def test_dataset_shares_memory_and_leaves_inputs_alone() -> None:
-    fast = np.zeros((5, 4, 3), dtype=np.float32)
-    slow = np.ones((5, 2, 3), dtype=np.float64)  # float64: converted into a new buffer
-    y = np.array([[0.5, -1.0]] * 5, dtype=np.float32)
-    ds = tr.WindowDataset({"fast": fast, "slow": slow}, y)
-    assert np.shares_memory(ds.windows["fast"].numpy(), fast)
-    assert slow.dtype == np.float64 and ds.windows["slow"].dtype == torch.float32
-    assert ds.direction[0].tolist() == [1.0, 0.0]  # from the sign of the returns
-    windows, returns, direction = ds[torch.tensor([0, 3])]
-    assert windows["slow"].shape == (2, 2, 3) and returns.shape == (2, 2)
-
-
-def test_dataset_errors_name_the_scale_and_row() -> None:
-    y = np.zeros((5, 1), dtype=np.float32)
-    with pytest.raises(ValueError, match=r"windows\['slow'\] has 4 rows"):
-        tr.WindowDataset({"fast": np.zeros((5, 4, 3)), "slow": np.zeros((4, 2, 3))}, y)
-    bad = np.zeros((5, 4, 3))
-    bad[3, 1, 2] = np.nan
-    with pytest.raises(ValueError, match=r"windows\['fast'\].*row 3"):
-        tr.WindowDataset({"fast": bad}, y)
-    with pytest.raises(ValueError, match=r"\[N, L, F\]"):
-        tr.WindowDataset({"fast": np.zeros((5, 4))}, y)
-    with pytest.raises(ValueError, match="N = 5"):
-        tr.WindowDataset({"fast": np.zeros((5, 4, 3))}, np.zeros((6, 1)))
 
 
 # -- loss -----------------------------------------------------------------------------------------
@@ -93,10 +44,51 @@ def test_loss_rejects_wrong_shapes() -> None:
 
 
 # -- the loop -------------------------------------------------------------------------------------
+def test_fit_epoch_weighs_every_sample_once_and_keeps_to_the_deadline() -> None:
+    seed_everything(6)
+    data, model = make_data(70, seed=18), TinyNet()  # 70 rows: batches of 32, 32 and 6
+    before = [p.detach().clone() for p in model.parameters()]
+    frozen = torch.optim.AdamW(model.parameters(), lr=0.0)  # no step moves the weights
+    ticks = []
+    loss, out_of_time = tr.fit_epoch(model, data, frozen, None, epoch=0, batch_size=32,
+                                     weights=tr.LossWeights(), grad_clip=1.0,
+                                     device=torch.device("cpu"), on_batch=lambda: ticks.append(1))
+    assert not out_of_time and len(ticks) == 3 and model.training
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    whole = tr.evaluate_loss(model, data, 1024, tr.LossWeights(), torch.device("cpu"))["loss"]
+    assert loss == pytest.approx(whole, rel=1e-5)  # the mean per sample, not per batch
+    ticks.clear()
+    _, out_of_time = tr.fit_epoch(model, data, frozen, None, epoch=0, batch_size=32,
+                                  weights=tr.LossWeights(), grad_clip=None,
+                                  device=torch.device("cpu"), deadline=0.0,
+                                  on_batch=lambda: ticks.append(1))
+    assert out_of_time and len(ticks) == 1  # the batch that passed the deadline ends the epoch
+
+
+def test_early_stopping_keeps_a_copy_of_the_best_weights() -> None:
+    model = torch.nn.Linear(1, 1)
+    stopper = tr.EarlyStopping(patience=2)
+    for loss, weight, improved in ((3.0, 1.0, True), (2.0, 2.0, True), (2.5, 3.0, False),
+                                   (2.0, 4.0, False)):  # an equal loss is not an improvement
+        with torch.no_grad():
+            model.weight.fill_(weight)
+        assert stopper.update(loss, model) is improved
+        assert stopper.should_stop is (weight == 4.0)
+    assert (stopper.best_epoch, stopper.best_loss) == (1, 2.0)
+    stopper.restore_best(model)
+    assert model.weight.item() == 2.0  # the copy, not the weights the model held later
+    never = tr.EarlyStopping(patience=None)
+    for loss in range(10):  # worse and worse
+        never.update(float(loss), model)
+    assert not never.should_stop and never.best_epoch == 0
+    with pytest.raises(ValueError, match="patience must be >= 1"):
+        tr.EarlyStopping(patience=0)
+
+
 def test_tiny_model_overfits_a_tiny_batch() -> None:
-    tr.seed_everything(0)
+    seed_everything(0)
     rng = np.random.default_rng(0)
-    data = tr.WindowDataset(
+    data = WindowDataset(
         {"fast": rng.normal(size=(16, 4, 3)), "slow": rng.normal(size=(16, 2, 3))},
         rng.normal(size=(16, 2)),  # pure noise: only memorising can fit it
     )
@@ -118,7 +110,7 @@ def test_tiny_model_overfits_a_tiny_batch() -> None:
 
 
 def test_early_stopping_restores_the_best_weights(tmp_path) -> None:
-    tr.seed_everything(1)
+    seed_everything(1)
     train = make_data(256, seed=1)
     val = make_data(128, seed=2, sign=-1.0)  # the opposite relation: learning makes val worse
     model = TinyNet()
@@ -137,12 +129,11 @@ def test_early_stopping_restores_the_best_weights(tmp_path) -> None:
     assert history.stop_reason == "early_stopping"
     assert history.num_epochs == history.best_epoch + 1 + 3
     assert history.val_loss[-1] > history.best_val_loss  # the last weights were worse ...
-    again = tr._evaluate(model, val, 1024, tr.LossWeights(), torch.device("cpu"))["loss"]
+    again = tr.evaluate_loss(model, val, 1024, tr.LossWeights(), torch.device("cpu"))["loss"]
     assert again == pytest.approx(history.best_val_loss, rel=1e-5)  # ... and were thrown away
 
     # the checkpoint written by fit holds the same (best) weights and loads onto the CPU
-    fresh = TinyNet()
-    meta = tr.load_weights(fresh, ckpt, map_location="cpu")
+    fresh, meta = load_checkpoint(ckpt, model=TinyNet(), map_location="cpu")
     assert meta["epoch"] == history.best_epoch
     assert meta["val_loss"] == pytest.approx(history.best_val_loss)
     for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values(), strict=True):
@@ -153,7 +144,7 @@ def test_early_stopping_restores_the_best_weights(tmp_path) -> None:
 
 
 def test_history_frame_and_learning_is_real() -> None:
-    tr.seed_everything(2)
+    seed_everything(2)
     train, val = make_data(512, seed=3), make_data(128, seed=4)
     history = tr.fit(TinyNet(), train, val, num_epochs=8, batch_size=64, lr=5e-3, progress=False)
     frame = history.to_frame()
@@ -166,7 +157,7 @@ def test_history_frame_and_learning_is_real() -> None:
 
 def test_same_seed_same_weights() -> None:
     def run(seed: int) -> dict[str, torch.Tensor]:
-        tr.seed_everything(seed)
+        seed_everything(seed)
         model = TinyNet()
         tr.fit(model, make_data(200, seed=5), num_epochs=2, batch_size=32, progress=False)
         return model.state_dict()
@@ -177,7 +168,7 @@ def test_same_seed_same_weights() -> None:
 
 
 def test_cosine_schedule_with_restarts() -> None:
-    tr.seed_everything(3)
+    seed_everything(3)
     data = make_data(64, seed=6)
     one_cycle = tr.fit(
         TinyNet(), data, num_epochs=4, batch_size=16, lr=1e-2, patience=None, progress=False
@@ -191,7 +182,7 @@ def test_cosine_schedule_with_restarts() -> None:
 
 
 def test_time_budget_stops_training(capsys) -> None:
-    tr.seed_everything(4)
+    seed_everything(4)
     history = tr.fit(
         TinyNet(),
         make_data(256, seed=7),
@@ -221,27 +212,22 @@ def test_predict_outputs_and_mode() -> None:
     )
 
 
-def test_device_choice_and_checkpoint_mismatch(tmp_path) -> None:
+def test_device_choice() -> None:
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert tr.resolve_device().type == expected
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             tr.resolve_device("cuda")
-    path = tr.save_checkpoint(TinyNet(n_horizons=2), tmp_path / "a.pt", note="x")
-    with pytest.raises(RuntimeError, match="does not fit"):
-        tr.load_weights(TinyNet(n_horizons=3), path)
-    with pytest.raises(FileNotFoundError):
-        tr.load_weights(TinyNet(), tmp_path / "missing.pt")
 
 
 def test_fit_checkpoint_of_a_library_model_rebuilds_from_the_file(tmp_path) -> None:
     from msa_lib import model as mm
 
-    tr.seed_everything(5)
+    seed_everything(5)
     rng = np.random.default_rng(11)
     windows = {"1min": rng.normal(size=(96, 8, 3)), "1h": rng.normal(size=(96, 4, 2))}
     y = rng.normal(size=(96, 2))
-    data = tr.WindowDataset(windows, y, horizons=["15min", "1h"])
+    data = WindowDataset(windows, y, horizons=["15min", "1h"])
     cfg = mm.config_from_windows(
         windows, d_model=8, n_heads=2, n_cross_heads=2, horizons=("15min", "1h")
     )
@@ -255,107 +241,8 @@ def test_fit_checkpoint_of_a_library_model_rebuilds_from_the_file(tmp_path) -> N
         checkpoint_path=tmp_path / "n.pt",
         progress=False,
     )
-    rebuilt, extra = mm.load_checkpoint(tmp_path / "n.pt", cfg)
+    rebuilt, extra = load_checkpoint(tmp_path / "n.pt", cfg)
     assert extra["epoch"] == history.best_epoch
     np.testing.assert_allclose(
         tr.predict(net, data)["returns"], tr.predict(rebuilt, data)["returns"], rtol=1e-6
     )
-
-
-# -- preparation and cache ------------------------------------------------------------------------
-def _toy_split(n: int = 40):
-    import pandas as pd
-
-    times = pd.date_range("2024-01-01 00:05", periods=n, freq="5min", tz="UTC")
-    rng = np.random.default_rng(12)
-    windows = {"1min": rng.normal(3.0, 2.0, size=(n, 4, 2)).astype(np.float32)}
-    targets = pd.DataFrame({"15min": rng.normal(0.001, 0.01, size=n)}, index=times)
-    splits = {"train": times[:20], "val": times[24:30], "test": times[34:]}
-    return windows, times, targets, splits
-
-
-def test_prepare_datasets_scales_with_training_statistics_only() -> None:
-    windows, times, targets, splits = _toy_split()
-    before = windows["1min"].copy()
-    prepared = tr.prepare_datasets(windows, times, targets, splits)
-    np.testing.assert_array_equal(windows["1min"], before)  # input untouched
-    train_raw = windows["1min"][:20].reshape(-1, 2).astype(np.float64)
-    mean, std = train_raw.mean(axis=0), train_raw.std(axis=0)
-    expected_val = (windows["1min"][24:30] - mean) / std
-    np.testing.assert_allclose(prepared.val.windows["1min"].numpy(), expected_val, rtol=1e-5)
-    y_train = targets["15min"].to_numpy()[:20]
-    assert prepared.target_scale[0] == pytest.approx(y_train.std())
-    y_test = targets["15min"].to_numpy()[34:]
-    np.testing.assert_allclose(
-        prepared.test.returns.numpy()[:, 0], y_test / y_train.std(), rtol=1e-5
-    )
-    np.testing.assert_array_equal(
-        prepared.test.direction.numpy()[:, 0], (y_test > 0).astype(np.float32)
-    )
-    np.testing.assert_allclose(
-        prepared.unscale(prepared.test.returns.numpy())[:, 0], y_test, rtol=1e-5
-    )
-    assert prepared.horizons == ["15min"] and len(prepared.train) == 20
-
-
-def test_prepare_datasets_names_a_missing_time() -> None:
-    windows, times, targets, splits = _toy_split()
-    targets = targets.drop(times[36])
-    with pytest.raises(ValueError, match="test decision time 2024-01-01 03:05:00.*no targets"):
-        tr.prepare_datasets(windows, times, targets, splits)
-
-
-def test_fit_cached_trains_once_then_loads(tmp_path) -> None:
-    train, val = make_data(128, seed=13), make_data(64, seed=14)
-    kwargs = dict(num_epochs=2, batch_size=32, progress=False)
-    first, h1, cached1, path1 = tr.fit_cached(
-        TinyNet, train, val, name="tiny", cache_dir=tmp_path, **kwargs
-    )
-    second, h2, cached2, path2 = tr.fit_cached(
-        TinyNet, train, val, name="tiny", cache_dir=tmp_path, **kwargs
-    )
-    assert (cached1, cached2) == (False, True)
-    assert path1 == path2 and path1.parent == tmp_path and path1.name.startswith("tiny-")
-    assert h2.val_loss == h1.val_loss and h2.best_epoch == h1.best_epoch
-    assert all(
-        torch.equal(a, b)
-        for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True)
-    )
-    # without the cache the same seed gives the same weights
-    third, _, cached3, path3 = tr.fit_cached(
-        TinyNet, train, val, name="tiny", cache_dir=None, **kwargs
-    )
-    assert not cached3 and path3 is None
-    assert all(
-        torch.equal(a, b)
-        for a, b in zip(first.state_dict().values(), third.state_dict().values(), strict=True)
-    )
-    # another setting or other data: a new entry
-    _, _, cached4, _ = tr.fit_cached(
-        TinyNet, train, val, name="tiny", cache_dir=tmp_path, **{**kwargs, "lr": 5e-3}
-    )
-    _, _, cached5, _ = tr.fit_cached(
-        TinyNet, make_data(128, seed=15), val, name="tiny", cache_dir=tmp_path, **kwargs
-    )
-    assert not cached4 and not cached5
-    assert len(list(tmp_path.glob("tiny-*.pt"))) == 3
-
-
-def test_default_cache_dir_is_the_repository_build_folder_from_any_subfolder(tmp_path, monkeypatch):
-    from msa_lib.train import default_cache_dir
-
-    repo = Path(__file__).resolve().parents[1]
-    assert default_cache_dir(repo / "notebooks") == repo / "_build" / "cache"
-    assert default_cache_dir(repo / "_build" / "student") == repo / "_build" / "cache"
-    monkeypatch.setenv("MSA_CACHE_DIR", str(tmp_path / "elsewhere"))
-    assert default_cache_dir(tmp_path) == tmp_path / "elsewhere" / "models"
-
-
-def test_fit_cached_retrains_when_the_training_code_changes(tmp_path, monkeypatch) -> None:
-    train, val = make_data(64, seed=16), make_data(32, seed=17)
-    kwargs = dict(name="tiny", cache_dir=tmp_path, num_epochs=1, batch_size=32, progress=False)
-    _, _, cached1, path1 = tr.fit_cached(TinyNet, train, val, **kwargs)
-    monkeypatch.setattr(tr, "_library_fingerprint", lambda: "edited-library")
-    _, _, cached2, path2 = tr.fit_cached(TinyNet, train, val, **kwargs)
-    assert (cached1, cached2) == (False, False) and path1 != path2
-    assert set(tr._TRAINING_MODULES) >= {"data.py", "datasets.py", "model.py", "train.py"}
