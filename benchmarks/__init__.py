@@ -21,6 +21,7 @@ vmd_memory                ``decompose.vmd`` / ``vmdpy.VMD``, peak memory        
 multiscale_vs_single      default net / single scale, 1,440 tokens, training samples/s   >= 10x
 default_network           training and inference samples/s                               none
 notebooks                 execution time of each chapter in the last book build          none
+notebooks_cold            each chapter from an empty network cache / 90 s budget         >= 1
 ========================  ===========================================================  ========
 """
 
@@ -32,5 +33,6 @@ BENCHMARKS: tuple[str, ...] = (
     "multiscale_vs_single",
     "default_network",
     "notebooks",
+    "notebooks_cold",
 )
 """Module names, in the order ``python -m benchmarks`` runs them."""

@@ -260,3 +260,40 @@ def test_results_file_has_every_benchmark(root):
         assert entry["line"].startswith(f"{name}: "), name
         if entry["target"] is not None:
             assert entry["passed"] == (entry["agreed"] and entry["ratio"] >= entry["target"]), name
+
+
+# --- notebooks_cold: each chapter in a course root of its own, with an empty network cache -----
+def _notebook(path: Path, *sources: str) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_notebooks_cold_runs_each_chapter_with_an_empty_network_cache(tmp_path):
+    from benchmarks import notebooks_cold
+
+    chapter = _notebook(
+        tmp_path / "05_probe.ipynb",
+        "from pathlib import Path\nfrom msa_lib.cache import network_cache_dir\n"
+        "cache = network_cache_dir()\n"
+        "assert 'msa-cold-' in str(cache) and cache.parts[-2:] == ('_build', 'cache'), cache\n"
+        "assert not cache.exists() or not any(cache.iterdir()), 'the cache is not empty'\n"
+        "assert (Path.cwd().parent / 'requirements.txt').is_file()",
+    )
+    result = notebooks_cold.run(chapters=[chapter])
+    assert set(result.metrics["seconds"]) == {"05_probe"}
+    assert result.ratio == pytest.approx(90.0 / result.metrics["seconds"]["05_probe"])
+    assert result.passed  # a three-line notebook is far inside the budget
+
+
+def test_notebooks_cold_fails_loudly_on_a_broken_chapter(tmp_path):
+    from nbclient.exceptions import CellExecutionError
+
+    from benchmarks import notebooks_cold
+
+    chapter = _notebook(tmp_path / "06_broken.ipynb", "raise RuntimeError('boom')")
+    with pytest.raises(CellExecutionError, match="boom"):
+        notebooks_cold.run(chapters=[chapter])
