@@ -83,9 +83,9 @@ def build_datasets(
         raise ValueError(f"some decision times lack {single_lookback} rows of {finest!r} history")
     y = targets.to_numpy(dtype=np.float64)
     y_scaled = (y / y.std(axis=0)).astype(np.float32)  # [N, H]
-    direction = (y > 0).astype(np.float32)
+    up = (y > 0).astype(np.float32)  # [N, H], the direction labels
     datasets = [
-        WindowDataset(WindowScaler().fit_transform(w), y_scaled, direction, horizons=list(HORIZONS))
+        WindowDataset(WindowScaler().fit_transform(w), y_scaled, up, horizons=list(HORIZONS))
         for w in (multi, single)
     ]
     return datasets[0], datasets[1], {"multi": multi, "single": single, "times": times}
@@ -144,9 +144,9 @@ def check_models(multi: nn.Module, single: nn.Module, multi_data, single_data,
         outs = [m.eval()(data[:4][0]) for m, data in ((multi, multi_data), (single, single_data))]
     for key in ("returns", "direction_logits"):
         assert outs[0][key].shape == outs[1][key].shape, f"{key} shapes differ"
-    _, y, d = multi_data[:4]
+    _, scaled_returns, up = multi_data[:4]
     for out in outs:
-        loss, _ = multi_horizon_loss(out, y, d)
+        loss, _ = multi_horizon_loss(out, scaled_returns, up)
         assert torch.isfinite(loss), "a network gives a non-finite loss"
 
 
@@ -174,10 +174,10 @@ def train_steps_per_second(model: nn.Module, data, batch_size: int, steps: int, 
     starts = [(i * batch_size) % (n - batch_size + 1) for i in range(warmup + steps)]
     runs = []
     for i, start in enumerate(starts):
-        windows, y, d = data[start : start + batch_size]
+        windows, scaled_returns, up = data[start : start + batch_size]
         t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss, _ = multi_horizon_loss(model(windows), y, d)
+        loss, _ = multi_horizon_loss(model(windows), scaled_returns, up)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
         optimizer.step()

@@ -275,11 +275,11 @@ def positions_from_probabilities(
         i = int(np.argmax(outside))
         raise ValueError(f"prob_up must lie in [0, 1], got {p[i]} at {prob_up.index[i]}")
 
-    direction = np.sign(p - 0.5)  # +1 up, -1 down, 0 coin flip
+    sign = np.sign(p - 0.5)  # +1 up, -1 down, 0 coin flip
     q = np.maximum(p, 1.0 - p)  # probability of the chosen direction
-    trade = (direction != 0) & (q >= rule.threshold)
+    trade = (sign != 0) & (q >= rule.threshold)
     if not rule.allow_short:
-        trade &= direction > 0
+        trade &= sign > 0
 
     if rule.method == "fixed":
         size = np.full_like(p, rule.max_position)
@@ -288,7 +288,7 @@ def positions_from_probabilities(
     else:  # kelly
         full = kelly_fraction(q, rule.win_loss_ratio)
         size = np.clip(rule.kelly_fraction * np.asarray(full), 0.0, rule.max_position)
-    position = np.where(trade, direction * size, 0.0) + 0.0  # + 0.0 turns -0.0 into 0.0
+    position = np.where(trade, sign * size, 0.0) + 0.0  # + 0.0 turns -0.0 into 0.0
     return pd.Series(position, index=prob_up.index.copy(), name="position")
 
 

@@ -46,7 +46,7 @@ def network_cache_dir(start: str | Path | None = None) -> Path:
 
 
 def _fingerprint(data: WindowDataset | None) -> str:
-    """A short hash of a dataset's contents (windows, returns, labels)."""
+    """A short hash of a dataset's contents (windows, scaled returns, up labels)."""
     if data is None:
         return "none"
     digest = hashlib.blake2b(digest_size=12)
@@ -54,8 +54,8 @@ def _fingerprint(data: WindowDataset | None) -> str:
         digest.update(scale.encode())
         digest.update(str(tuple(tensor.shape)).encode())
         digest.update(tensor.contiguous().numpy().tobytes())
-    digest.update(data.returns.contiguous().numpy().tobytes())
-    digest.update(data.direction.contiguous().numpy().tobytes())
+    digest.update(data.scaled_returns.contiguous().numpy().tobytes())
+    digest.update(data.up.contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 

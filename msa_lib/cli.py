@@ -224,8 +224,8 @@ def cmd_train(args: argparse.Namespace, config: Experiment) -> int:
 
     # test scores beside the naive forecasts
     out = predict(model, prepared.test, device="cpu")
-    y_test = prepared.returns["test"].to_numpy(dtype=np.float64)  # [N_test, H]
-    y_train = prepared.returns["train"].to_numpy(dtype=np.float64)
+    y_test = prepared.log_returns["test"].to_numpy(dtype=np.float64)  # [N_test, H], unscaled
+    y_train = prepared.log_returns["train"].to_numpy(dtype=np.float64)
     majority = evaluate.majority_class_score(y_train, len(y_test))  # [N_test, H]
     forecast = prepared.unscale(out["returns"])
     test_scores: dict[str, Any] = {}

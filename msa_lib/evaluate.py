@@ -12,9 +12,12 @@ number alone ("accuracy 53%") says nothing about whether the model learned anyth
 * :func:`results_table` and :func:`accuracy_comparison`: the tables a chapter prints.
 
 Conventions: ``y_true`` is an array of realised returns, ``[N]`` or ``[N, H]`` (one column per
-horizon); a *direction score* is any number whose sign says "up" (a return forecast, a logit, or a
-probability minus one half). A realised return of exactly zero counts as "not up", the same rule
-that turns returns into training labels.
+horizon); a *direction score* is any number whose sign is the call, positive meaning "up" (a
+return forecast, a logit, a probability minus one half, or a sign +1 / -1 of a naive rule). A
+realised return of exactly zero counts as "not up", the same rule that turns returns into the
+``up`` labels of training. A *prediction* is one forecaster's output as :func:`results_table`
+reads it: an array (a return forecast) or a dict with ``"returns"`` and/or ``"direction_score"``,
+``"direction_logits"`` or ``"direction_prob"``.
 """
 
 from __future__ import annotations
@@ -387,28 +390,34 @@ def bootstrap_accuracy_difference(
 # --------------------------------------------------------------------------------------------------
 # Tables
 # --------------------------------------------------------------------------------------------------
+_PREDICTION_KEYS = {"returns", "direction_score", "direction_logits", "direction_prob"}
+
+
 def _split_prediction(name: str, pred: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(return forecast or None, direction score or None) from one entry of ``predictions``."""
+    what = f"predictions[{name!r}]"
     if isinstance(pred, Mapping):
-        unknown = set(pred) - {"returns", "direction", "direction_logits", "direction_prob"}
+        unknown = set(pred) - _PREDICTION_KEYS
         if unknown:
-            raise ValueError(f"predictions[{name!r}] has unknown keys {sorted(unknown)}")
+            raise ValueError(
+                f"{what} has unknown keys {sorted(unknown)}; known: {sorted(_PREDICTION_KEYS)}"
+            )
         returns = pred.get("returns")
-        if "direction" in pred:
-            direction = pred["direction"]
+        if "direction_score" in pred:
+            score = pred["direction_score"]
         elif "direction_logits" in pred:
-            direction = pred["direction_logits"]
+            score = pred["direction_logits"]
         elif "direction_prob" in pred:
-            direction = np.asarray(pred["direction_prob"], dtype=np.float64) - 0.5
+            score = np.asarray(pred["direction_prob"], dtype=np.float64) - 0.5
         else:
-            direction = returns  # the sign of the return forecast
-        if returns is None and direction is None:
-            raise ValueError(f"predictions[{name!r}] holds neither returns nor a direction")
+            score = returns  # the sign of the return forecast
+        if returns is None and score is None:
+            raise ValueError(f"{what} holds neither returns nor a direction score")
         return (
-            None if returns is None else _array(returns, f"predictions[{name!r}]['returns']"),
-            None if direction is None else _array(direction, f"predictions[{name!r}] direction"),
+            None if returns is None else _array(returns, f"{what}['returns']"),
+            None if score is None else _array(score, f"{what} direction score"),
         )
-    arr = _array(pred, f"predictions[{name!r}]")
+    arr = _array(pred, what)
     return arr, arr
 
 
@@ -432,10 +441,11 @@ def results_table(
         Realised returns on the evaluation period; a DataFrame's columns name the horizons.
     predictions : dict of str to array or dict
         Model name -> either an array like ``y_true`` (a return forecast; its sign is the direction
-        call), or a dict with ``"returns"`` and/or a direction score under ``"direction"``
+        call), or a dict with ``"returns"`` and/or a direction score under ``"direction_score"``
         (sign = call), ``"direction_logits"`` or ``"direction_prob"`` (the output of
-        :func:`msa_lib.train.predict` fits). A forecaster with no return forecast (majority
-        class, last sign) gets NaN error scores; one with no direction (none here) NaN accuracy.
+        :func:`msa_lib.train.predict` fits). A forecaster with no
+        return forecast (majority class, last sign) gets NaN error scores; one whose
+        ``"direction_score"`` is ``None`` (zero return) gets NaN accuracy.
         Returns and targets must be in the same units (or both divided by the same scale).
     horizons : sequence of str, optional
         Names of the ``H`` columns.
@@ -462,8 +472,8 @@ def results_table(
         raise ValueError("predictions is empty")
     rows = []
     for name, pred in predictions.items():
-        returns, direction = _split_prediction(name, pred)
-        for part, what in ((returns, "returns"), (direction, "direction")):
+        returns, score = _split_prediction(name, pred)
+        for part, what in ((returns, "returns"), (score, "direction score")):
             if part is not None:
                 _pair(yt, part, f"predictions[{name!r}] {what}")
         for j, horizon in enumerate(horizons):
@@ -475,8 +485,8 @@ def results_table(
                 row["r2_oos"] = r2_oos(y, r)
             else:
                 row["mse_ratio"] = row["r2_oos"] = math.nan
-            if direction is not None:
-                d = _column(direction if direction.ndim == yt.ndim else direction[:, None], j)
+            if score is not None:
+                d = _column(score if score.ndim == yt.ndim else score[:, None], j)
                 k = int(_hits(y, d, threshold).sum())
                 row["accuracy"] = k / y.shape[0]
                 row["acc_low"], row["acc_high"] = wilson_interval(k, y.shape[0], confidence)

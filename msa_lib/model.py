@@ -78,7 +78,7 @@ class ScaleConfig:
     Parameters
     ----------
     name : str
-        Scale name, the key of the windows dict (``"1min"``, ``"5min"``, ``"1h"``, ``"1d"``).
+        Scale name, the key of the windows dict (``"1min"``, ``"5min"``, ``"1h"``, ``"1D"``).
     n_features : int
         Features per bar at this scale (the last axis of its windows).
     lookback : int

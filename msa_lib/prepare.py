@@ -51,7 +51,8 @@ __all__ = [
 ]
 
 Batch = tuple[dict[str, Tensor], Tensor, Tensor]
-"""One mini-batch: windows per scale ``[B, L, F]``, scaled returns ``[B, H]``, direction ``[B, H]``."""
+"""One mini-batch ``(windows, scaled_returns, up)``: windows per scale ``[B, L, F]``, scaled returns
+``[B, H]`` and the 0/1 labels ``[B, H]`` (1.0 where the return is positive)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -92,13 +93,16 @@ class WindowDataset(torch.utils.data.Dataset):
         Scale name -> array ``[N, L_scale, F_scale]`` (as built by ``msa_lib.data.make_windows``).
         Every scale must have the same number of rows ``N``: row ``i`` of each is the same decision
         time.
-    returns : array ``[N, H]`` (or ``[N]`` for a single horizon)
-        Target returns, already scaled (divided by a scale fitted on the training period), one
-        column per horizon. A pandas DataFrame is accepted; its column names become ``horizons``.
-    direction : array ``[N, H]``, optional
-        Direction labels, 1.0 when the (unscaled) return is positive, else 0.0. When omitted they
-        are computed as ``returns > 0``, which is right only if the scaling did not shift the
-        returns (dividing by a standard deviation is fine; subtracting a mean is not).
+    scaled_returns : array ``[N, H]`` (or ``[N]`` for a single horizon)
+        Target returns, already scaled by the caller (divided by a scale fitted on the training
+        period, as :func:`prepare_datasets` does), one column per horizon: what the network's
+        ``"returns"`` head learns. A pandas DataFrame is accepted; its column names become
+        ``horizons``.
+    up : array ``[N, H]``, optional
+        The 0/1 labels of the direction head: 1.0 when the (unscaled) return is positive, else
+        0.0. When omitted they are computed as ``scaled_returns > 0``, which is right only if the
+        scaling did not shift the returns (dividing by a standard deviation is fine; subtracting a
+        mean is not).
     horizons : sequence of str, optional
         Names of the ``H`` target columns, kept for tables and plots.
 
@@ -111,21 +115,21 @@ class WindowDataset(torch.utils.data.Dataset):
     def __init__(
         self,
         windows: Mapping[str, Any],
-        returns: Any,
-        direction: Any | None = None,
+        scaled_returns: Any,
+        up: Any | None = None,
         *,
         horizons: list[str] | tuple[str, ...] | None = None,
     ) -> None:
         if not isinstance(windows, Mapping) or len(windows) == 0:
             raise ValueError("windows must be a non-empty dict of scale name -> array [N, L, F]")
-        if isinstance(returns, pd.DataFrame):
+        if isinstance(scaled_returns, pd.DataFrame):
             if horizons is None:
-                horizons = [str(c) for c in returns.columns]
-            returns = returns.to_numpy(dtype=np.float32)
-        elif isinstance(returns, pd.Series):
-            returns = returns.to_numpy(dtype=np.float32)
-        if isinstance(direction, pd.DataFrame | pd.Series):
-            direction = direction.to_numpy(dtype=np.float32)
+                horizons = [str(c) for c in scaled_returns.columns]
+            scaled_returns = scaled_returns.to_numpy(dtype=np.float32)
+        elif isinstance(scaled_returns, pd.Series):
+            scaled_returns = scaled_returns.to_numpy(dtype=np.float32)
+        if isinstance(up, pd.DataFrame | pd.Series):
+            up = up.to_numpy(dtype=np.float32)
 
         self.windows: dict[str, Tensor] = {}
         n_rows: int | None = None
@@ -147,31 +151,31 @@ class WindowDataset(torch.utils.data.Dataset):
             self.windows[str(scale)] = tensor  # [N, L_scale, F]
         assert n_rows is not None
 
-        target = _as_float32_tensor(returns, "returns")
+        target = _as_float32_tensor(scaled_returns, "scaled_returns")
         if target.ndim == 1:
             target = target[:, None]
         if target.ndim != 2 or target.shape[0] != n_rows:
             raise ValueError(
-                f"returns must have shape [N, H] with N = {n_rows} (the number of windows), "
-                f"got {tuple(target.shape)}"
+                f"scaled_returns must have shape [N, H] with N = {n_rows} (the number of "
+                f"windows), got {tuple(target.shape)}"
             )
-        _check_finite(target, "returns")
-        self.returns: Tensor = target  # [N, H]
+        _check_finite(target, "scaled_returns")
+        self.scaled_returns: Tensor = target  # [N, H]
 
-        if direction is None:
+        if up is None:
             labels = (target > 0).to(torch.float32)
         else:
-            labels = _as_float32_tensor(direction, "direction")
+            labels = _as_float32_tensor(up, "up")
             if labels.ndim == 1:
                 labels = labels[:, None]
             if tuple(labels.shape) != tuple(target.shape):
                 raise ValueError(
-                    f"direction has shape {tuple(labels.shape)}, returns has "
+                    f"up has shape {tuple(labels.shape)}, scaled_returns has "
                     f"{tuple(target.shape)}: they must match"
                 )
             if not bool(((labels == 0) | (labels == 1)).all()):
-                raise ValueError("direction labels must be 0 or 1")
-        self.direction: Tensor = labels  # [N, H]
+                raise ValueError("up labels must be 0 or 1")
+        self.up: Tensor = labels  # [N, H], 1.0 where the return is positive
 
         n_h = target.shape[1]
         if horizons is None:
@@ -181,14 +185,14 @@ class WindowDataset(torch.utils.data.Dataset):
         self.horizons: list[str] = [str(h) for h in horizons]
 
     def __len__(self) -> int:
-        return self.returns.shape[0]
+        return self.scaled_returns.shape[0]
 
     def __getitem__(self, index: Any) -> Batch:
-        """Rows ``index`` (an int, slice or index tensor) as ``(windows, returns, direction)``."""
+        """Rows ``index`` (an int, slice or index tensor) as ``(windows, scaled_returns, up)``."""
         return (
             {scale: w[index] for scale, w in self.windows.items()},
-            self.returns[index],
-            self.direction[index],
+            self.scaled_returns[index],
+            self.up[index],
         )
 
     @property
@@ -222,12 +226,15 @@ class PreparedData:
     Attributes
     ----------
     train, val, test : WindowDataset
-        Windows standardised with statistics of the training windows; returns divided by
-        ``target_scale``; direction labels from the sign of the unscaled returns.
+        Windows standardised with statistics of the training windows; ``scaled_returns``: the
+        log returns divided by ``target_scale``; ``up``: 1.0 where the unscaled return is
+        positive.
     times : dict of str to DatetimeIndex
         Decision times of each split.
-    returns : dict of str to DataFrame
-        Unscaled forward log returns of each split (one column per horizon).
+    log_returns : dict of str to DataFrame
+        The realised forward log returns of each split, **unscaled** (one column per horizon,
+        indexed by decision time): what forecasts are scored against.
+        ``test.scaled_returns`` is ``log_returns["test"] / target_scale`` in float32.
     target_scale : ndarray ``[H]``
         Standard deviation of each horizon's training returns (the divisor).
     scaler : msa_lib.data.WindowScaler
@@ -239,7 +246,7 @@ class PreparedData:
     val: WindowDataset
     test: WindowDataset
     times: dict[str, pd.DatetimeIndex]
-    returns: dict[str, pd.DataFrame]
+    log_returns: dict[str, pd.DataFrame]
     target_scale: np.ndarray
     scaler: Any
     horizons: list[str]
@@ -293,8 +300,8 @@ def prepare_datasets(
     train_windows = {s: np.asarray(w)[rows["train"]] for s, w in windows.items()}
     scaler = WindowScaler().fit(train_windows)
     horizons = [str(c) for c in targets.columns]
-    returns = {name: targets.loc[splits[name]] for name in ("train", "val", "test")}
-    target_scale = returns["train"].to_numpy(dtype=np.float64).std(axis=0)
+    log_returns = {name: targets.loc[splits[name]] for name in ("train", "val", "test")}
+    target_scale = log_returns["train"].to_numpy(dtype=np.float64).std(axis=0)
     if (target_scale == 0).any():
         raise ValueError(f"a horizon's training returns are constant: std {target_scale}")
     datasets = {}
@@ -304,7 +311,7 @@ def prepare_datasets(
             if name == "train"
             else {s: np.asarray(w)[rows[name]] for s, w in windows.items()}
         )
-        y = returns[name].to_numpy(dtype=np.float64)  # [N_split, H]
+        y = log_returns[name].to_numpy(dtype=np.float64)  # [N_split, H]
         datasets[name] = WindowDataset(
             scaler.transform(part),
             (y / target_scale).astype(np.float32),
@@ -316,7 +323,7 @@ def prepare_datasets(
         val=datasets["val"],
         test=datasets["test"],
         times={name: pd.DatetimeIndex(splits[name]) for name in ("train", "val", "test")},
-        returns=returns,
+        log_returns=log_returns,
         target_scale=target_scale,
         scaler=scaler,
         horizons=horizons,

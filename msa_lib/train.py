@@ -55,12 +55,12 @@ __all__ = [
 # Devices
 # --------------------------------------------------------------------------------------------------
 def _move(batch: Batch, device: torch.device) -> Batch:
-    windows, returns, direction = batch
+    windows, scaled_returns, up = batch
     non_blocking = device.type == "cuda"
     return (
         {k: v.to(device, non_blocking=non_blocking) for k, v in windows.items()},
-        returns.to(device, non_blocking=non_blocking),
-        direction.to(device, non_blocking=non_blocking),
+        scaled_returns.to(device, non_blocking=non_blocking),
+        up.to(device, non_blocking=non_blocking),
     )
 
 
@@ -80,8 +80,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 # --------------------------------------------------------------------------------------------------
 def multi_horizon_loss(
     outputs: Mapping[str, Tensor],
-    returns: Tensor,
-    direction: Tensor,
+    scaled_returns: Tensor,
+    up: Tensor,
     weights: LossWeights | Mapping[str, Any] | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Training loss of a multi-horizon forecaster.
@@ -90,10 +90,10 @@ def multi_horizon_loss(
     ----------
     outputs : dict
         The model's output: ``"returns"`` ``[B, H]`` and ``"direction_logits"`` ``[B, H]``.
-    returns : Tensor ``[B, H]``
-        Scaled target returns.
-    direction : Tensor ``[B, H]``
-        1.0 where the return is positive, else 0.0.
+    scaled_returns : Tensor ``[B, H]``
+        Target returns, scaled (a batch's ``scaled_returns``).
+    up : Tensor ``[B, H]``
+        The direction labels: 1.0 where the return is positive, else 0.0.
     weights : LossWeights or dict, optional
 
     Returns
@@ -106,14 +106,14 @@ def multi_horizon_loss(
     for key in ("returns", "direction_logits"):
         if key not in outputs:
             raise KeyError(f"model output lacks {key!r}; it has {sorted(outputs)}")
-        if tuple(outputs[key].shape) != tuple(returns.shape):
+        if tuple(outputs[key].shape) != tuple(scaled_returns.shape):
             raise ValueError(
                 f"model output {key!r} has shape {tuple(outputs[key].shape)}, "
-                f"targets have {tuple(returns.shape)}"
+                f"targets have {tuple(scaled_returns.shape)}"
             )
-    mse_h = ((outputs["returns"] - returns) ** 2).mean(dim=0)  # [H]
+    mse_h = ((outputs["returns"] - scaled_returns) ** 2).mean(dim=0)  # [H]
     bce_h = F.binary_cross_entropy_with_logits(
-        outputs["direction_logits"], direction, reduction="none"
+        outputs["direction_logits"], up, reduction="none"
     ).mean(dim=0)  # [H]
     if w.horizons is None:
         hw = torch.full_like(mse_h, 1.0 / mse_h.shape[0])
@@ -233,9 +233,9 @@ def fit_epoch(
     n_batches = math.ceil(len(train) / batch_size)
     total, seen = 0.0, 0
     for i, batch in enumerate(train.batches(batch_size, shuffle=True)):
-        windows, returns, direction = _move(batch, device)
+        windows, scaled_returns, up = _move(batch, device)
         outputs = model(windows)
-        loss, _ = multi_horizon_loss(outputs, returns, direction, weights)
+        loss, _ = multi_horizon_loss(outputs, scaled_returns, up, weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip is not None:
@@ -244,8 +244,8 @@ def fit_epoch(
             # the rate for this step: the cosine at the fractional epoch reached so far
             scheduler.step(epoch + i / n_batches)
         optimizer.step()
-        total += float(loss.detach()) * returns.shape[0]
-        seen += returns.shape[0]
+        total += float(loss.detach()) * scaled_returns.shape[0]
+        seen += scaled_returns.shape[0]
         if on_batch is not None:
             on_batch()
         if deadline is not None and time.perf_counter() > deadline:
@@ -272,14 +272,14 @@ def evaluate_loss(
     model.eval()
     sums = {"loss": 0.0, "mse": 0.0, "bce": 0.0, "correct": 0.0}
     for batch in data.batches(batch_size):
-        windows, returns, direction = _move(batch, device)
+        windows, scaled_returns, up = _move(batch, device)
         out = model(windows)
-        loss, parts = multi_horizon_loss(out, returns, direction, weights)
-        n = returns.shape[0]
+        loss, parts = multi_horizon_loss(out, scaled_returns, up, weights)
+        n = scaled_returns.shape[0]
         sums["loss"] += float(loss) * n
         sums["mse"] += parts["mse"] * n
         sums["bce"] += parts["bce"] * n
-        hits = (out["direction_logits"] > 0).to(direction.dtype) == direction  # [B, H]
+        hits = (out["direction_logits"] > 0).to(up.dtype) == up  # [B, H]
         sums["correct"] += float(hits.float().mean(dim=1).sum())
     model.train(was_training)
     n_all = len(data)

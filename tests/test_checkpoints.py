@@ -12,7 +12,7 @@ from msa_lib.model import MODEL_KINDS, ModelConfig, MultiScaleAttentionNet, Scal
 
 torch.set_num_threads(1)
 
-SCALES = (ScaleConfig("1min", 3, 7), ScaleConfig("5min", 4, 13), ScaleConfig("1d", 2, 1))
+SCALES = (ScaleConfig("1min", 3, 7), ScaleConfig("5min", 4, 13), ScaleConfig("1D", 2, 1))
 
 
 def make_config(**options) -> ModelConfig:

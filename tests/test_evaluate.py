@@ -159,8 +159,8 @@ def test_results_table_matches_the_functions() -> None:
     table = ev.results_table(
         pd.DataFrame(y, columns=["15min", "1h"]),
         {
-            "zero": {"returns": np.zeros((200, 2)), "direction": None},
-            "majority": {"direction": np.ones((200, 2))},
+            "zero": {"returns": np.zeros((200, 2)), "direction_score": None},
+            "majority": {"direction_score": np.ones((200, 2))},
             "model": model,
             "net": {"returns": model, "direction_logits": logits},
         },
@@ -181,6 +181,9 @@ def test_results_table_matches_the_functions() -> None:
     assert table.loc[("net", "1h"), "accuracy"] == pytest.approx(
         ev.direction_accuracy(y[:, 1], logits[:, 1])
     )
+    # the old, ambiguous key is refused rather than silently read as a return forecast
+    with pytest.raises(ValueError, match=r"predictions\['m'\] has unknown keys \['direction'\]"):
+        ev.results_table(y, {"m": {"direction": np.ones((200, 2))}})
     k = int(round(table.loc[("net", "1h"), "accuracy"] * 200))
     assert (table.loc[("net", "1h"), "acc_low"], table.loc[("net", "1h"), "acc_high"]) == (
         pytest.approx(ev.wilson_interval(k, 200))

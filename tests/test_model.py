@@ -28,7 +28,7 @@ from msa_lib.model import (
 torch.set_num_threads(1)
 
 # Odd, unequal lengths (one of them a single bar) and different feature counts per scale.
-ODD = (ScaleConfig("1min", 3, 7), ScaleConfig("5min", 4, 13), ScaleConfig("1d", 2, 1))
+ODD = (ScaleConfig("1min", 3, 7), ScaleConfig("5min", 4, 13), ScaleConfig("1D", 2, 1))
 
 
 def make_config(**options) -> ModelConfig:
@@ -210,7 +210,7 @@ def test_gradients_reach_every_encoder():
         # every scale at least 3 bars long: over a single key, softmax has no gradient with respect
         # to the query, so a 1-bar scale's pyramid queries would get exactly zero (correctly)
         scales=(ScaleConfig("1min", 3, 7, conv_kernel=3), ScaleConfig("5min", 4, 13, n_layers=2),
-                ScaleConfig("1d", 2, 3)),
+                ScaleConfig("1D", 2, 3)),
         d_model=16,
         horizons=("15min", "1h"),
         pyramid_levels=2,
@@ -324,6 +324,6 @@ def test_hierarchical_aggregation_works_for_lengths_not_divisible_by_the_pool(le
 
 
 def test_default_network_is_small_enough_for_a_cpu():
-    scales = tuple(ScaleConfig(n, 8, L) for n, L in [("1min", 60), ("5min", 48), ("1h", 24), ("1d", 10)])
+    scales = tuple(ScaleConfig(n, 8, L) for n, L in [("1min", 60), ("5min", 48), ("1h", 24), ("1D", 10)])
     n = count_parameters(MultiScaleAttentionNet(ModelConfig(scales=scales)))
     assert 50_000 <= n <= 100_000

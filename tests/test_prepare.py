@@ -30,9 +30,10 @@ def test_dataset_shares_memory_and_leaves_inputs_alone() -> None:
     ds = WindowDataset({"fast": fast, "slow": slow}, y)
     assert np.shares_memory(ds.windows["fast"].numpy(), fast)
     assert slow.dtype == np.float64 and ds.windows["slow"].dtype == torch.float32
-    assert ds.direction[0].tolist() == [1.0, 0.0]  # from the sign of the returns
-    windows, returns, direction = ds[torch.tensor([0, 3])]
-    assert windows["slow"].shape == (2, 2, 3) and returns.shape == (2, 2)
+    assert ds.up[0].tolist() == [1.0, 0.0]  # from the sign of the returns
+    windows, scaled_returns, up = ds[torch.tensor([0, 3])]
+    assert windows["slow"].shape == (2, 2, 3) and scaled_returns.shape == (2, 2)
+    assert up.tolist() == [[1.0, 0.0], [1.0, 0.0]]
 
 
 def test_dataset_errors_name_the_scale_and_row() -> None:
@@ -45,8 +46,16 @@ def test_dataset_errors_name_the_scale_and_row() -> None:
         WindowDataset({"fast": bad}, y)
     with pytest.raises(ValueError, match=r"\[N, L, F\]"):
         WindowDataset({"fast": np.zeros((5, 4))}, y)
-    with pytest.raises(ValueError, match="N = 5"):
+    with pytest.raises(ValueError, match="scaled_returns must have shape .* N = 5"):
         WindowDataset({"fast": np.zeros((5, 4, 3))}, np.zeros((6, 1)))
+    y[2, 0] = np.inf
+    with pytest.raises(ValueError, match=r"scaled_returns holds NaN or inf \(first at row 2\)"):
+        WindowDataset({"fast": np.zeros((5, 4, 3))}, y)
+    y = np.zeros((5, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"up has shape \(5, 1\), scaled_returns has \(5, 2\)"):
+        WindowDataset({"fast": np.zeros((5, 4, 3))}, y, np.zeros((5, 1)))
+    with pytest.raises(ValueError, match="up labels must be 0 or 1"):
+        WindowDataset({"fast": np.zeros((5, 4, 3))}, y, np.full((5, 2), 0.5))
 
 
 # -- split and scale --------------------------------------------------------------------------------
@@ -72,14 +81,16 @@ def test_prepare_datasets_scales_with_training_statistics_only() -> None:
     assert prepared.target_scale[0] == pytest.approx(y_train.std())
     y_test = targets["15min"].to_numpy()[34:]
     np.testing.assert_allclose(
-        prepared.test.returns.numpy()[:, 0], y_test / y_train.std(), rtol=1e-5
+        prepared.test.scaled_returns.numpy()[:, 0], y_test / y_train.std(), rtol=1e-5
     )
     np.testing.assert_array_equal(
-        prepared.test.direction.numpy()[:, 0], (y_test > 0).astype(np.float32)
+        prepared.test.up.numpy()[:, 0], (y_test > 0).astype(np.float32)
     )
     np.testing.assert_allclose(
-        prepared.unscale(prepared.test.returns.numpy())[:, 0], y_test, rtol=1e-5
+        prepared.unscale(prepared.test.scaled_returns.numpy())[:, 0], y_test, rtol=1e-5
     )
+    # the unscaled returns, by split, are the targets themselves
+    pd.testing.assert_frame_equal(prepared.log_returns["test"], targets.loc[splits["test"]])
     assert prepared.horizons == ["15min"] and len(prepared.train) == 20
 
 
@@ -106,7 +117,7 @@ def test_prepare_experiment_follows_the_experiment() -> None:
     assert (data.times["test"].minute % 5 == 0).all()
     # the targets are the bars' own forward log returns
     expected = make_targets(bars, data.times["test"], ["15min", "30min"])
-    np.testing.assert_allclose(data.returns["test"].to_numpy(), expected.to_numpy())
+    np.testing.assert_allclose(data.log_returns["test"].to_numpy(), expected.to_numpy())
     # without bars it loads them from the experiment's data section, with the same result
     again = prepare_experiment(ES)
     assert torch.equal(again.test.windows["1min"], data.test.windows["1min"])

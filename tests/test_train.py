@@ -105,8 +105,8 @@ def test_tiny_model_overfits_a_tiny_batch() -> None:
     )
     assert history.train_loss[-1] < 0.1 * history.train_loss[0]
     pred = tr.predict(model, data)
-    assert np.mean((pred["returns"] - data.returns.numpy()) ** 2) < 0.05
-    assert ((pred["direction_logits"] > 0) == (data.returns.numpy() > 0)).all()
+    assert np.mean((pred["returns"] - data.scaled_returns.numpy()) ** 2) < 0.05
+    assert ((pred["direction_logits"] > 0) == data.up.numpy().astype(bool)).all()
 
 
 def test_early_stopping_restores_the_best_weights(tmp_path) -> None:

@@ -17,12 +17,12 @@ class TinyNet(nn.Module):
         super().__init__()
         self.body = nn.Sequential(nn.Linear(4 * 3 + 2 * 3, hidden), nn.Tanh())
         self.returns = nn.Linear(hidden, n_horizons)
-        self.direction = nn.Linear(hidden, n_horizons)
+        self.direction_head = nn.Linear(hidden, n_horizons)
 
     def forward(self, windows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = torch.cat([windows["fast"].flatten(1), windows["slow"].flatten(1)], dim=1)  # [B, 18]
         h = self.body(x)  # [B, hidden]
-        return {"returns": self.returns(h), "direction_logits": self.direction(h)}
+        return {"returns": self.returns(h), "direction_logits": self.direction_head(h)}
 
 
 def make_data(n: int, seed: int, sign: float = 1.0) -> WindowDataset:
