@@ -22,9 +22,9 @@ standard error naming the problem; ``--traceback`` shows the full Python traceba
 The YAML file is an :class:`msa_lib.experiment.Experiment`: it is read and checked by
 :func:`msa_lib.experiment.load_experiment`, the same code that checks an experiment built in a
 notebook. Unknown keys and values of the wrong type are rejected with the dotted name of the key
-(``features.scales[1].lookback``). Bars, windows, data preparation, training and checkpoints come
-from the library functions the chapters use (:mod:`msa_lib.prepare`, :mod:`msa_lib.train`,
-:mod:`msa_lib.checkpoints`).
+(``features.scales[1].lookback``). Bars, windows, data preparation, training, checkpoints, the naive
+rules and the figures come from the library functions the chapters use (:mod:`msa_lib.prepare`,
+:mod:`msa_lib.train`, :mod:`msa_lib.checkpoints`, :mod:`msa_lib.baselines`, :mod:`msa_lib.plots`).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ import yaml
 from msa_lib import __version__, evaluate, seed_everything
 from msa_lib.backtest import SizingRule, buy_and_hold_positions, run_backtest
 from msa_lib.bars_io import bar_spacing, read_bars, write_bars
+from msa_lib.baselines import last_sign_score, majority_class_score
 from msa_lib.checkpoints import load_checkpoint, save_checkpoint
 from msa_lib.data import WindowScaler, as_timedelta, horizon_label, make_targets
 from msa_lib.experiment import (
@@ -226,7 +227,7 @@ def cmd_train(args: argparse.Namespace, config: Experiment) -> int:
     out = predict(model, prepared.test, device="cpu")
     y_test = prepared.log_returns["test"].to_numpy(dtype=np.float64)  # [N_test, H], unscaled
     y_train = prepared.log_returns["train"].to_numpy(dtype=np.float64)
-    majority = evaluate.majority_class_score(y_train, len(y_test))  # [N_test, H]
+    majority = majority_class_score(y_train, len(y_test))  # [N_test, H]
     forecast = prepared.unscale(out["returns"])
     test_scores: dict[str, Any] = {}
     rows = []
@@ -402,11 +403,8 @@ def cmd_backtest(args: argparse.Namespace, config: Experiment) -> int:
                       max_position=b.max_position, kelly_fraction=b.kelly_fraction)
     common = {"cost_bps": b.cost_bps, "delay": b.delay, "end": end}
     results = {f"model ({horizon}, {b.method})": run_backtest(prob, close, sizing=rule, **common)}
-    log_close = np.log(close)
-    past = log_close.loc[decisions].to_numpy() - np.interp(
-        (decisions - as_timedelta(horizon)).as_unit("ns").asi8.astype(np.float64),
-        close.index.as_unit("ns").asi8.astype(np.float64), log_close.to_numpy())
-    momentum = pd.Series(np.sign(past) * b.max_position + 0.0, index=decisions)
+    last_sign = last_sign_score(bars, decisions, [horizon])[:, 0]  # [N], +1 / -1 / 0
+    momentum = pd.Series(last_sign * b.max_position + 0.0, index=decisions)
     if not b.allow_short:
         momentum = momentum.clip(lower=0.0)
     results[f"naive: sign of last {horizon}"] = run_backtest(momentum, close, **common)
@@ -442,26 +440,20 @@ def _fmt(metric: str, value: float) -> str:
 
 
 def _equity_figures(results: Mapping[str, Any], out: Path, title: str) -> None:
-    # imported here: the file-only Agg backend must be chosen before pyplot is first imported
+    # imported here: the file-only Agg backend must be chosen before msa_lib.plots imports pyplot
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    import plotly.graph_objects as go
 
-    fig, ax = plt.subplots(figsize=(9, 4))
-    for name, r in results.items():
-        ax.plot(r.equity.index, r.equity.to_numpy(), label=name, linewidth=1.2)
-    ax.set_ylabel("equity (start = 1)")
-    ax.set_title(title)
-    ax.legend()
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(out / "equity.png", dpi=110)
-    plt.close(fig)
-    figure = go.Figure([go.Scatter(x=r.equity.index, y=r.equity.to_numpy(), name=name, mode="lines")
-                        for name, r in results.items()])
-    figure.update_layout(title=title, yaxis_title="equity (start = 1)", template="plotly_white")
+    from msa_lib.plots import equity_figure, equity_plot
+
+    ax = equity_plot(results, title=title)
+    ax.figure.tight_layout()
+    ax.figure.savefig(out / "equity.png", dpi=110)
+    plt.close(ax.figure)
+    figure = equity_figure(results, log_y=False, title=title, height=450)
+    figure.update_layout(template="plotly_white")
     # plotly.js is written once beside the page, so the file opens with no internet
     figure.write_html(out / "equity.html", include_plotlyjs="directory", include_mathjax=False)
 

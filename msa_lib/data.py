@@ -8,8 +8,9 @@ stamped at or before ``t`` at every scale.
 Pipeline (each step is a function, each is tested):
 
 ``validate_ohlcv``  ->  ``resample_ohlcv``  ->  ``scale_features``  ->  ``make_windows``
-(+ ``make_targets`` for the labels, ``chronological_split`` for train/val/test with a purge gap, and
-``WindowScaler`` fitted on the training windows only).
+(+ ``make_targets`` for the labels, ``chronological_split`` for train/val/test with a purge gap,
+``walk_forward_splits`` for walk-forward folds purged the same way, and ``WindowScaler`` fitted on
+the training windows only).
 
 Nothing here modifies its inputs.
 """
@@ -35,6 +36,7 @@ __all__ = [
     "resample_ohlcv",
     "scale_features",
     "validate_ohlcv",
+    "walk_forward_splits",
 ]
 
 OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
@@ -571,6 +573,75 @@ def chronological_split(
                 "use more data, larger fractions or a shorter purge"
             )
     return blocks
+
+
+def walk_forward_splits(
+    times: pd.DatetimeIndex,
+    n_folds: int,
+    test_share: float,
+    val_frac: float,
+    *,
+    purge: int | str | pd.Timedelta,
+) -> list[dict[str, pd.DatetimeIndex]]:
+    """Expanding-window walk-forward folds: train / val / test decision times, purged.
+
+    The last ``test_share`` of ``times`` is cut into ``n_folds`` consecutive test blocks of (nearly)
+    equal size. Fold ``k`` tests on block ``k`` and learns from every earlier time whose target
+    ends before the block starts (``t + purge <= first test time``), split by
+    :func:`chronological_split` into train and the latest ``val_frac`` for validation, purged at
+    that boundary too. So no training or validation target reaches the prices a fold is scored on,
+    and every forecast comes from a model that saw only the past (Lopez de Prado, 2018, ch. 7).
+
+    Parameters
+    ----------
+    times : pandas.DatetimeIndex
+        Sorted, unique decision times (those that have a target).
+    n_folds : int
+        Number of folds, at least 1.
+    test_share : float
+        Share of ``times``, in ``(0, 1)``, covered by the test blocks together.
+    val_frac : float
+        Share of each fold's purged past held out for validation, in ``(0, 1)``.
+    purge : int, str or pandas.Timedelta
+        The gap; use at least the longest forecast horizon.
+
+    Returns
+    -------
+    list of dict
+        One dict per fold, in time order, with keys ``"train"``, ``"val"``, ``"test"``.
+
+    Raises
+    ------
+    ValueError
+        When a fold would have an empty test, train or validation block (too few times for the
+        number of folds, shares and purge); the message names the fold.
+    """
+    times = _check_times(times)
+    if isinstance(n_folds, bool) or not isinstance(n_folds, int | np.integer) or n_folds < 1:
+        raise ValueError(f"n_folds must be an integer >= 1, got {n_folds!r}")
+    if not 0 < test_share < 1:
+        raise ValueError(f"test_share must lie in (0, 1), got {test_share!r}")
+    gap = as_timedelta(purge, what="purge")
+    n = len(times)
+    edges = np.linspace(round(n * (1 - test_share)), n, n_folds + 1).round().astype(int)
+    folds = []
+    for k in range(n_folds):
+        test = times[edges[k] : edges[k + 1]]
+        if len(test) == 0:
+            raise ValueError(
+                f"fold {k + 1} of {n_folds} has an empty test block: {n} decision times with "
+                f"test_share={test_share} are too few; use fewer folds or more data"
+            )
+        past = times[times + gap <= test[0]]  # targets end before the test block starts
+        try:
+            blocks = chronological_split(past, val_frac, 0.0, purge=gap)
+        except ValueError as err:
+            raise ValueError(
+                f"fold {k + 1} of {n_folds} (test from {test[0]}): {len(past)} earlier decision "
+                f"times whose targets end before it; {err}"
+            ) from err
+        folds.append({"train": blocks["train"], "val": blocks["val"], "test": test})
+    return folds
 
 
 class WindowScaler:

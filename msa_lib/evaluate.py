@@ -5,7 +5,8 @@ number alone ("accuracy 53%") says nothing about whether the model learned anyth
 
 * :func:`mse_ratio` and :func:`r2_oos`: squared error relative to the zero-return forecast.
 * :func:`direction_accuracy` with :func:`wilson_interval`: how often the sign is right, and how sure
-  we can be about that rate.
+  we can be about that rate; :func:`direction_hits` time by time, and :func:`direction_score` to
+  read the score out of a model's prediction.
 * :func:`block_bootstrap_mean` and :func:`bootstrap_accuracy_difference`: an interval for the
   difference in accuracy between two forecasters on the *same* times, resampling blocks of
   consecutive times so that serial dependence (overlapping return horizons) is kept.
@@ -18,6 +19,9 @@ realised return of exactly zero counts as "not up", the same rule that turns ret
 ``up`` labels of training. A *prediction* is one forecaster's output as :func:`results_table`
 reads it: an array (a return forecast) or a dict with ``"returns"`` and/or ``"direction_score"``,
 ``"direction_logits"`` or ``"direction_prob"``.
+
+The naive forecasters themselves (zero return, last sign, majority class) are in
+:mod:`msa_lib.baselines`.
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ __all__ = [
     "bootstrap_accuracy_difference",
     "default_block_length",
     "direction_accuracy",
+    "direction_hits",
+    "direction_score",
     "edge_captured",
-    "majority_class_score",
     "mse_ratio",
     "r2_oos",
     "results_table",
@@ -138,6 +143,28 @@ def _hits(y_true: np.ndarray, score: np.ndarray, threshold: float) -> np.ndarray
     return (score > threshold) == (y_true > 0)
 
 
+def direction_hits(y_true: Any, score: Any, threshold: float = 0.0) -> np.ndarray:
+    """Time by time, did ``score > threshold`` agree with ``y_true > 0``?
+
+    The per-time version of :func:`direction_accuracy` (whose value is the mean of these hits), for
+    accuracies by group (per fold, per month) and for bootstraps.
+
+    Parameters
+    ----------
+    y_true : array ``[N]`` or ``[N, H]``
+        Realised returns (zero counts as "not up").
+    score : array like ``y_true``
+        Direction score (see :func:`direction_accuracy`).
+    threshold : float, default 0.0
+
+    Returns
+    -------
+    ndarray of bool, ``[N]`` or ``[N, H]``
+    """
+    yt, sc = _pair(y_true, score, "score")
+    return _hits(yt, sc, threshold)
+
+
 def direction_accuracy(y_true: Any, score: Any, threshold: float = 0.0) -> float | np.ndarray:
     """Fraction of times where ``score > threshold`` agrees with ``y_true > 0``.
 
@@ -206,26 +233,6 @@ def edge_captured(accuracy: float, oracle_accuracy: float, baseline_accuracy: fl
             f"({baseline_accuracy:.4f}): there is no edge to capture"
         )
     return (accuracy - baseline_accuracy) / gap
-
-
-def majority_class_score(y_train: Any, n_rows: int) -> np.ndarray:
-    """Direction scores of the majority-class forecaster: the training period's commoner sign.
-
-    Parameters
-    ----------
-    y_train : array ``[N_train]`` or ``[N_train, H]``
-        Training-period returns (never the test period's: that would peek).
-    n_rows : int
-        Number of rows to forecast.
-
-    Returns
-    -------
-    array ``[n_rows]`` or ``[n_rows, H]`` of +1.0 (up was the majority) or -1.0.
-    """
-    y = _array(y_train, "y_train")
-    up_share = (y > 0).mean(axis=0)
-    sign = np.where(up_share > 0.5, 1.0, -1.0)
-    return np.broadcast_to(sign, (n_rows, *np.shape(sign))).copy()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -421,6 +428,32 @@ def _split_prediction(name: str, pred: Any) -> tuple[np.ndarray | None, np.ndarr
     return arr, arr
 
 
+def direction_score(prediction: Any, name: str = "prediction") -> np.ndarray | None:
+    """The direction score of one forecaster's prediction: the numbers whose sign is its call.
+
+    Read, in this order of preference, from
+
+    * an array: a return forecast, its own direction score;
+    * a dict's ``"direction_score"`` (a naive rule's +1 / -1, for example; ``None`` there means
+      "makes no direction call", as the zero-return forecast);
+    * its ``"direction_logits"`` (a network's log-odds of "up");
+    * its ``"direction_prob"`` minus one half;
+    * its ``"returns"``.
+
+    Parameters
+    ----------
+    prediction : array ``[N]`` / ``[N, H]``, or dict
+        One entry of the ``predictions`` of :func:`results_table`.
+    name : str, default "prediction"
+        Used in error messages.
+
+    Returns
+    -------
+    ndarray ``[N]`` or ``[N, H]`` (float64), or None when the forecaster makes no direction call.
+    """
+    return _split_prediction(name, prediction)[1]
+
+
 def _column(arr: np.ndarray, j: int) -> np.ndarray:
     return arr if arr.ndim == 1 else arr[:, j]
 
@@ -443,7 +476,7 @@ def results_table(
         Model name -> either an array like ``y_true`` (a return forecast; its sign is the direction
         call), or a dict with ``"returns"`` and/or a direction score under ``"direction_score"``
         (sign = call), ``"direction_logits"`` or ``"direction_prob"`` (the output of
-        :func:`msa_lib.train.predict` fits). A forecaster with no
+        :func:`msa_lib.train.predict` fits); see :func:`direction_score`. A forecaster with no
         return forecast (majority class, last sign) gets NaN error scores; one whose
         ``"direction_score"`` is ``None`` (zero return) gets NaN accuracy.
         Returns and targets must be in the same units (or both divided by the same scale).

@@ -21,6 +21,7 @@ from msa_lib.data import (
     resample_ohlcv,
     scale_features,
     validate_ohlcv,
+    walk_forward_splits,
 )
 
 START = pd.Timestamp("2024-03-01 00:01", tz="UTC")
@@ -324,6 +325,53 @@ def test_chronological_split_purges():
     assert len(parts["train"]) == 600 and len(parts["val"]) == 200 - 11
     with pytest.raises(ValueError, match="val block is empty"):
         chronological_split(times[:20], 0.2, 0.2, purge="1D")
+
+
+def test_walk_forward_splits_purge_no_training_target_reaches_the_test_block():
+    times = pd.date_range(START, periods=1000, freq="5min")
+    purge = pd.Timedelta("1h")
+    folds = walk_forward_splits(times, 4, 0.4, 0.25, purge="1h")
+    assert len(folds) == 4
+    for fold in folds:
+        test_start = fold["test"][0]
+        for part in ("train", "val"):
+            # every target (t .. t + purge) ends at or before the first test time
+            assert (fold[part] + purge <= test_start).all(), part
+        assert fold["train"][-1] + purge <= fold["val"][0]
+        # the purge drops exactly the times whose targets would overlap: the next one would not fit
+        last_kept = fold["val"][-1]
+        assert times[times.get_loc(last_kept) + 1] + purge > test_start
+    # the fold-2 model learns from fold 1's test block (expanding window), minus the purge
+    assert folds[1]["val"][-1] > folds[0]["test"][0]
+    assert folds[1]["train"][0] == folds[0]["train"][0] == times[0]
+    assert len(folds[1]["train"]) > len(folds[0]["train"])
+
+
+def test_walk_forward_splits_test_blocks_ordered_and_non_overlapping():
+    times = pd.date_range(START, periods=1003, freq="5min")
+    folds = walk_forward_splits(times, 3, 0.3, 0.2, purge=12)
+    tests = [fold["test"] for fold in folds]
+    joined = tests[0].append(tests[1:])
+    assert joined.is_monotonic_increasing and joined.is_unique
+    assert joined.equals(times[len(times) - len(joined):])  # together: the last share, no gaps
+    assert len(joined) == round(1003 * 0.3)
+    assert max(len(t) for t in tests) - min(len(t) for t in tests) <= 1
+    for a, b in zip(tests[:-1], tests[1:], strict=True):
+        assert a[-1] < b[0]
+
+
+def test_walk_forward_splits_errors_on_too_few_times():
+    times = pd.date_range(START, periods=10, freq="5min")
+    with pytest.raises(ValueError, match="fold 2 of 5 has an empty test block"):
+        walk_forward_splits(times, 5, 0.3, 0.2, purge="5min")
+    with pytest.raises(ValueError, match=r"fold 1 of 2 \(test from .*\): 0 earlier decision times"):
+        walk_forward_splits(times, 2, 0.5, 0.2, purge="1h")
+    with pytest.raises(ValueError, match="n_folds must be an integer >= 1"):
+        walk_forward_splits(times, 0, 0.5, 0.2, purge="5min")
+    with pytest.raises(ValueError, match="test_share must lie in"):
+        walk_forward_splits(times, 2, 1.0, 0.2, purge="5min")
+    with pytest.raises(ValueError, match="not sorted"):
+        walk_forward_splits(times[::-1], 2, 0.5, 0.2, purge="5min")
 
 
 def test_window_scaler_uses_train_only_and_never_mutates():

@@ -208,14 +208,45 @@ def test_accuracy_comparison_perfect_reference() -> None:
         ev.accuracy_comparison(y, {"a": y}, "nobody")
 
 
-def test_edge_captured_and_majority() -> None:
+def test_edge_captured() -> None:
     assert ev.edge_captured(0.6, 0.7, 0.5) == pytest.approx(0.5)
     assert ev.edge_captured(0.5, 0.7, 0.5) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="no edge"):
         ev.edge_captured(0.6, 0.5, 0.5)
-    y_train = np.array(
-        [[0.1, -0.1], [0.2, -0.3], [-0.1, 0.4]]
-    )  # col 0 mostly up, col 1 mostly down
-    score = ev.majority_class_score(y_train, 4)
-    assert score.shape == (4, 2)
-    assert (score[:, 0] == 1).all() and (score[:, 1] == -1).all()
+
+
+# -- reading predictions --------------------------------------------------------------------------
+def test_direction_score_reads_each_kind_of_prediction() -> None:
+    forecast = np.array([[0.2, -0.1], [-0.3, 0.4]])
+    logits = np.array([[-1.0, 2.0], [3.0, -4.0]])
+    signs = np.array([[1.0, -1.0], [-1.0, 1.0]])
+    prob = np.array([[0.7, 0.2], [0.4, 0.9]])
+    _frozen(forecast, logits, signs, prob)
+    np.testing.assert_array_equal(ev.direction_score(forecast), forecast)  # a return forecast
+    np.testing.assert_array_equal(ev.direction_score({"returns": forecast}), forecast)
+    # a dict's explicit score wins over its logits, logits over the return forecast
+    np.testing.assert_array_equal(
+        ev.direction_score({"direction_score": signs, "direction_logits": logits}), signs
+    )
+    np.testing.assert_array_equal(
+        ev.direction_score({"returns": forecast, "direction_logits": logits}), logits
+    )
+    np.testing.assert_allclose(ev.direction_score({"direction_prob": prob}), prob - 0.5)
+    # the zero-return forecast makes no call
+    assert ev.direction_score({"returns": np.zeros((2, 2)), "direction_score": None}) is None
+    with pytest.raises(ValueError, match="neither returns nor a direction score"):
+        ev.direction_score({"direction_score": None})
+
+
+def test_direction_hits_by_hand() -> None:
+    y = np.array([0.5, -0.2, 0.0, 0.1])
+    score = np.array([1.0, 1.0, -1.0, 0.0])  # right, wrong, right (zero is not up), wrong
+    _frozen(y, score)
+    np.testing.assert_array_equal(ev.direction_hits(y, score), [True, False, True, False])
+    assert ev.direction_hits(y, score).mean() == ev.direction_accuracy(y, score)
+    np.testing.assert_array_equal(
+        ev.direction_hits(y, np.array([0.9, 0.4, 0.6, 0.5]), threshold=0.5),
+        [True, True, False, False],
+    )
+    with pytest.raises(ValueError, match="score has shape"):
+        ev.direction_hits(y, score[:3])

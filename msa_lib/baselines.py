@@ -1,0 +1,208 @@
+"""The rivals: the forecasters the multi-scale network is judged against.
+
+Rule 3 of the course: every model result sits beside naive baselines and simpler models. This
+module holds them all; the naive rules need no training:
+
+* :func:`past_log_returns`: the log return over ``[t - h, t]`` that has just ended at each decision
+  time ``t``, from bars stamped at or before ``t`` only (the mirror image of
+  :func:`msa_lib.data.make_targets`).
+* :func:`last_sign_score`: *last sign*, the sign of that past return, repeated as the forecast of
+  the next ``h`` (time-series momentum over the forecast's own horizon).
+* :func:`majority_class_score`: *majority class*, the sign that was commoner in the training block.
+* :func:`naive_predictions`: the three naive rules (zero return, last sign, majority class) in the
+  format :func:`msa_lib.evaluate.results_table` reads.
+
+Scores follow :mod:`msa_lib.evaluate`'s conventions: a *direction score* is a number whose sign is
+the call (here +1.0 for up, -1.0 for down, 0.0 for "no move", which counts as "not up").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from msa_lib.data import as_timedelta, horizon_label, validate_ohlcv
+
+__all__ = [
+    "last_sign_score",
+    "majority_class_score",
+    "naive_predictions",
+    "past_log_returns",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Naive rules
+# --------------------------------------------------------------------------------------------------
+def _decision_times(times: Any) -> pd.DatetimeIndex:
+    if not isinstance(times, pd.DatetimeIndex):
+        raise ValueError(f"times must be a DatetimeIndex of decision times, got {type(times).__name__}")
+    if len(times) == 0:
+        raise ValueError("times is empty")
+    if times.hasnans:
+        raise ValueError("times contains NaT (missing decision times)")
+    if times.tz is None:
+        raise ValueError("times have no time zone; decision times, like bars, are in UTC")
+    return times
+
+
+def past_log_returns(
+    bars: pd.DataFrame,
+    times: pd.DatetimeIndex,
+    horizons: Sequence[int | str],
+) -> pd.DataFrame:
+    """The log return over ``[t - h, t]`` at each decision time ``t``, for each horizon ``h``.
+
+    Timing rule, the same as :func:`msa_lib.data.make_targets` uses forwards: the price at a time
+    ``u`` is the close of the last bar stamped at or before ``u`` (bars are stamped by their close,
+    so that is the last price known at ``u``). The past return at ``t`` is
+    ``log price(t) - log price(t - h)``; both prices come from bars stamped at or before ``t``, so
+    nothing after the decision time is used. Over a gap in the bars (a weekend), ``price(t - h)`` is
+    the last close before the gap.
+
+    Parameters
+    ----------
+    bars : DataFrame
+        Valid OHLCV bars labelled by close time (:func:`msa_lib.data.validate_ohlcv`).
+    times : DatetimeIndex ``[N]``
+        Decision times, in any order.
+    horizons : sequence of int or str
+        Look-back lengths (int = minutes, or strings such as ``"15min"``, ``"1h"``).
+
+    Returns
+    -------
+    DataFrame ``[N, H]``
+        Indexed by ``times``, one float64 column per horizon named by
+        :func:`msa_lib.data.horizon_label` (the names of :func:`~msa_lib.data.make_targets`).
+
+    Raises
+    ------
+    ValueError
+        When a needed price is missing: ``t - h`` comes before the first bar, so no price was known
+        then. The message names the first such decision time and horizon.
+    """
+    validate_ohlcv(bars)
+    times = _decision_times(times)
+    if isinstance(horizons, str | int):
+        horizons = [horizons]
+    if len(horizons) == 0:
+        raise ValueError("past_log_returns needs at least one horizon")
+    labels = [horizon_label(h) for h in horizons]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"duplicated horizons: {labels}")
+    stamps = bars.index
+    log_close = np.log(bars["close"].to_numpy(dtype="float64"))  # [T]
+
+    def price_rows(at: pd.DatetimeIndex, label: str | None) -> np.ndarray:
+        rows = stamps.searchsorted(at, side="right") - 1  # last bar stamped at or before `at`
+        if (rows < 0).any():
+            i = int(np.flatnonzero(rows < 0)[0])
+            where = (f"decision time {times[i]}" if label is None else
+                     f"{at[i]} (t - {label} for decision time {times[i]})")
+            raise ValueError(
+                f"past_log_returns: no price is known at {where}: the bars start at "
+                f"{stamps[0]}; drop earlier decision times"
+            )
+        return rows
+
+    now = log_close[price_rows(times, None)]  # [N]
+    columns = {}
+    for label, h in zip(labels, horizons, strict=True):
+        columns[label] = now - log_close[price_rows(times - as_timedelta(h), label)]  # [N]
+    out = pd.DataFrame(columns, index=times)
+    out.index.name = "time"
+    return out
+
+
+def last_sign_score(
+    bars: pd.DataFrame,
+    times: pd.DatetimeIndex,
+    horizons: Sequence[int | str],
+) -> np.ndarray:
+    """Direction scores of *last sign*: the sign of the return over the horizon that just ended.
+
+    For horizon ``h`` at decision time ``t`` the forecast of the return over ``[t, t + h]`` is the
+    sign of the return over ``[t - h, t]`` (:func:`past_log_returns`, whose timing rule and errors
+    apply).
+
+    Returns
+    -------
+    ndarray ``[N, H]`` of +1.0, -1.0, or 0.0 where the past return is exactly zero ("not up").
+    """
+    return np.sign(past_log_returns(bars, times, horizons).to_numpy())
+
+
+def majority_class_score(y_train: Any, n_rows: int) -> np.ndarray:
+    """Direction scores of the majority-class forecaster: the training period's commoner sign.
+
+    Parameters
+    ----------
+    y_train : array ``[N_train]`` or ``[N_train, H]``
+        Training-period returns (never the test period's: that would peek).
+    n_rows : int
+        Number of rows to forecast.
+
+    Returns
+    -------
+    array ``[n_rows]`` or ``[n_rows, H]`` of +1.0 (up was the majority) or -1.0.
+    """
+    if isinstance(y_train, pd.DataFrame | pd.Series):
+        y_train = y_train.to_numpy()
+    y = np.asarray(y_train, dtype=np.float64)
+    if y.ndim not in (1, 2) or y.shape[0] == 0:
+        raise ValueError(f"y_train must be a non-empty [N] or [N, H] array, got shape {y.shape}")
+    if not np.isfinite(y).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(y))[0])
+        raise ValueError(f"y_train holds NaN or inf (first at position {bad})")
+    if isinstance(n_rows, bool) or int(n_rows) != n_rows or n_rows < 0:
+        raise ValueError(f"n_rows must be a whole number >= 0, got {n_rows!r}")
+    up_share = (y > 0).mean(axis=0)
+    sign = np.where(up_share > 0.5, 1.0, -1.0)
+    return np.broadcast_to(sign, (int(n_rows), *np.shape(sign))).copy()
+
+
+def naive_predictions(
+    bars: pd.DataFrame,
+    times: pd.DatetimeIndex,
+    horizons: Sequence[int | str],
+    y_train: Any,
+) -> dict[str, dict[str, np.ndarray | None]]:
+    """The three naive forecasters at ``times``, ready for :func:`msa_lib.evaluate.results_table`.
+
+    * ``"zero return"``: forecasts no change; makes no direction call (its ``"direction_score"``
+      is ``None``). It is the yardstick of the error ratios.
+    * ``"last sign"``: :func:`last_sign_score`.
+    * ``"majority class"``: :func:`majority_class_score` of ``y_train``.
+
+    Parameters
+    ----------
+    bars : DataFrame
+        Valid OHLCV bars labelled by close time.
+    times : DatetimeIndex ``[N]``
+        The decision times to forecast (the test block's).
+    horizons : sequence of int or str
+        The ``H`` forecast horizons, in the order of the columns of the targets.
+    y_train : array or DataFrame ``[N_train, H]``
+        Training-block log returns, for the majority class.
+
+    Returns
+    -------
+    dict of str to dict
+        ``{"zero return": {"returns": zeros [N, H], "direction_score": None},
+        "last sign": {"direction_score": [N, H]}, "majority class": {"direction_score": [N, H]}}``.
+    """
+    last_sign = last_sign_score(bars, times, horizons)  # [N, H]
+    majority = majority_class_score(y_train, len(times))
+    if majority.shape != last_sign.shape:
+        raise ValueError(
+            f"y_train has shape {np.shape(y_train)}: it needs one column per horizon "
+            f"{[horizon_label(h) for h in horizons]}"
+        )
+    return {
+        "zero return": {"returns": np.zeros(last_sign.shape), "direction_score": None},
+        "last sign": {"direction_score": last_sign},
+        "majority class": {"direction_score": majority},
+    }

@@ -1,0 +1,140 @@
+"""Tests for msa_lib.baselines: the naive rules against values worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from msa_lib import evaluate as ev
+from msa_lib.baselines import (
+    last_sign_score,
+    majority_class_score,
+    naive_predictions,
+    past_log_returns,
+)
+from msa_lib.data import make_targets
+
+START = pd.Timestamp("2024-03-01 00:01", tz="UTC")
+
+
+def bars_from(close: list[float] | np.ndarray, index: pd.DatetimeIndex | None = None) -> pd.DataFrame:
+    """Valid OHLCV bars with the given closes (1-minute bars from START unless ``index``)."""
+    close = np.asarray(close, dtype=float)
+    if index is None:
+        index = pd.date_range(START, periods=len(close), freq="min", name="time")
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close),
+                         "low": np.minimum(open_, close), "close": close,
+                         "volume": np.ones(len(close))}, index=index)
+
+
+# -- past returns and last sign --------------------------------------------------------------------
+def test_past_log_returns_by_hand() -> None:
+    close = [100.0, 101.0, 99.0, 99.0, 103.0, 102.0]
+    bars = bars_from(close)
+    frozen = bars.copy()
+    times = bars.index[[3, 5]]  # 00:04 and 00:06
+    past = past_log_returns(bars, times, [2, "3min"])
+    assert list(past.columns) == ["2min", "3min"]
+    assert past.index.equals(times)
+    np.testing.assert_allclose(past["2min"], [np.log(99 / 101), np.log(102 / 99)])
+    np.testing.assert_allclose(past["3min"], [np.log(99 / 100), np.log(102 / 99)])
+    np.testing.assert_array_equal(
+        last_sign_score(bars, times, [2, "3min"]), [[-1.0, -1.0], [1.0, 1.0]]
+    )
+    pd.testing.assert_frame_equal(bars, frozen)  # the input is not modified
+
+
+def test_past_return_is_the_target_that_just_ended() -> None:
+    rng = np.random.default_rng(0)
+    bars = bars_from(100 * np.exp(np.cumsum(rng.normal(0, 1e-3, 300))))
+    times = bars.index[100:200:7]
+    past = past_log_returns(bars, times, ["15min", "1h"])
+    future = make_targets(bars, times - pd.Timedelta("1h"), ["1h"])
+    np.testing.assert_allclose(past["1h"], future["1h"])  # [t - h, t] seen from t - h
+
+
+def test_past_log_returns_uses_nothing_after_the_decision_time() -> None:
+    rng = np.random.default_rng(1)
+    bars = bars_from(100 * np.exp(np.cumsum(rng.normal(0, 1e-3, 200))))
+    t = bars.index[120]
+    altered = bars.copy()
+    later = altered.index > t
+    altered.loc[later, ["open", "high", "low", "close"]] *= 3.0
+    times = pd.DatetimeIndex([t])
+    pd.testing.assert_frame_equal(past_log_returns(bars, times, [5, 60]),
+                                  past_log_returns(altered, times, [5, 60]))
+
+
+def test_past_log_returns_over_a_gap_uses_the_last_price_before_it() -> None:
+    # bars at 00:01, 00:02, then a gap until 00:10, 00:11
+    index = pd.DatetimeIndex([START, START + pd.Timedelta("1min"), START + pd.Timedelta("9min"),
+                              START + pd.Timedelta("10min")], name="time")
+    bars = bars_from([100.0, 110.0, 121.0, 120.0], index)
+    times = index[[2, 3]]
+    past = past_log_returns(bars, times, ["5min"])
+    # 00:10 - 5 min = 00:05: the last price known then is 00:02's 110
+    np.testing.assert_allclose(past["5min"], [np.log(121 / 110), np.log(120 / 110)])
+
+
+def test_past_log_returns_errors_when_a_price_is_missing() -> None:
+    bars = bars_from([100.0, 101.0, 102.0, 103.0])
+    times = bars.index[[1, 3]]
+    with pytest.raises(ValueError, match=r"no price is known at 2024-03-01 00:00:00\+00:00 "
+                                         r"\(t - 2min for decision time 2024-03-01 00:02"):
+        past_log_returns(bars, times, [1, 2])
+    with pytest.raises(ValueError, match="no price is known at decision time 2024-03-01 00:00"):
+        past_log_returns(bars, pd.DatetimeIndex([START - pd.Timedelta("1min")]), [1])
+    with pytest.raises(ValueError, match="no time zone"):
+        past_log_returns(bars, times.tz_localize(None), [1])
+    with pytest.raises(ValueError, match="duplicated horizons"):
+        past_log_returns(bars, times, [1, "1min"])
+    unsorted = bars.iloc[[1, 0, 2, 3]]
+    with pytest.raises(ValueError, match="not sorted"):
+        past_log_returns(unsorted, times, [1])
+
+
+def test_last_sign_of_no_move_is_not_up() -> None:
+    bars = bars_from([100.0, 100.0, 101.0])
+    score = last_sign_score(bars, bars.index[[1, 2]], [1])
+    np.testing.assert_array_equal(score, [[0.0], [1.0]])
+    assert ev.direction_accuracy(np.array([0.5, 0.5]), score[:, 0]) == 0.5  # zero calls "not up"
+
+
+# -- majority class -------------------------------------------------------------------------------
+def test_majority_class_score() -> None:
+    y_train = np.array(
+        [[0.1, -0.1], [0.2, -0.3], [-0.1, 0.4]]
+    )  # col 0 mostly up, col 1 mostly down
+    y_train.flags.writeable = False
+    score = majority_class_score(y_train, 4)
+    assert score.shape == (4, 2)
+    assert (score[:, 0] == 1).all() and (score[:, 1] == -1).all()
+    assert majority_class_score(pd.Series([0.0, 0.0, 1.0]), 2).tolist() == [-1.0, -1.0]
+    with pytest.raises(ValueError, match="NaN or inf"):
+        majority_class_score(np.array([0.1, np.nan]), 2)
+
+
+# -- all three, as the chapters use them -----------------------------------------------------------
+def test_naive_predictions_in_a_results_table() -> None:
+    rng = np.random.default_rng(2)
+    bars = bars_from(100 * np.exp(np.cumsum(rng.normal(0, 1e-3, 400))))
+    times = bars.index[200:300:5]
+    y_train = pd.DataFrame({"5min": [0.1, 0.2, -0.1], "15min": [-0.1, -0.2, 0.3]})
+    naive = naive_predictions(bars, times, ["5min", "15min"], y_train)
+    assert list(naive) == ["zero return", "last sign", "majority class"]
+    assert naive["zero return"]["direction_score"] is None
+    np.testing.assert_array_equal(naive["zero return"]["returns"], np.zeros((20, 2)))
+    np.testing.assert_array_equal(naive["last sign"]["direction_score"],
+                                  last_sign_score(bars, times, ["5min", "15min"]))
+    np.testing.assert_array_equal(naive["majority class"]["direction_score"][0], [1.0, -1.0])
+    y = make_targets(bars, times, ["5min", "15min"])
+    table = ev.results_table(y, naive)
+    assert np.isnan(table.loc[("zero return", "5min"), "accuracy"])
+    assert table.loc[("zero return", "5min"), "mse_ratio"] == pytest.approx(1.0)
+    assert table.loc[("majority class", "15min"), "accuracy"] == pytest.approx(
+        (y["15min"] <= 0).mean()
+    )
+    with pytest.raises(ValueError, match=r"one column per horizon \['5min', '15min'\]"):
+        naive_predictions(bars, times, ["5min", "15min"], y_train[["5min"]])
