@@ -2,7 +2,7 @@
 
 The default :class:`msa_lib.model.MultiScaleAttentionNet` reads four short windows (1min/5min/1h/1D,
 60/48/24/10 bars: 142 tokens) and lets them meet in cross-scale attention. The straightforward
-alternative is one :class:`msa_lib.model.SingleScaleTransformer` of the same width and depth fed
+alternative is one :class:`msa_lib.baselines.SingleScaleTransformer` of the same width and depth fed
 the last 24 hours at 1-minute resolution: 1,440 tokens, whose self-attention costs about
 (1440 / 60)^2 = 576 times that of the 1-minute encoder. Both are trained the way
 :func:`msa_lib.train.fit` trains (AdamW, the multi-horizon loss, gradient clipping at 1), on the
@@ -91,7 +91,8 @@ def build_datasets(
 def build_models(multi_windows: Mapping[str, np.ndarray], single_windows: Mapping[str, np.ndarray],
                  seed: int = 0) -> tuple[nn.Module, nn.Module]:
     """The default multi-scale net and the single-scale Transformer with the same other settings."""
-    from msa_lib.model import MultiScaleAttentionNet, SingleScaleTransformer, config_from_windows
+    from msa_lib.baselines import SingleScaleTransformer
+    from msa_lib.model import MultiScaleAttentionNet, config_from_windows
 
     torch.manual_seed(seed)
     multi = MultiScaleAttentionNet(config_from_windows(multi_windows, horizons=HORIZONS))

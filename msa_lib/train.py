@@ -716,8 +716,10 @@ def predict(
     """
     if isinstance(data, WindowDataset):
         windows = data.windows
-    elif isinstance(data, Mapping):
+    elif isinstance(data, Mapping):  # data enters here: checked once (models do not scan values)
         windows = {str(k): _as_float32_tensor(v, f"windows[{k!r}]") for k, v in data.items()}
+        for k, tensor in windows.items():
+            _check_finite(tensor, f"windows[{k!r}]")
     else:
         raise TypeError(f"data must be a WindowDataset or a dict of arrays, got {type(data)}")
     if device is None:
@@ -939,7 +941,7 @@ _NOT_HASHED = {"progress", "device"}  # fit options that do not change the train
 
 
 #: The modules a trained network depends on (data pipeline, market, model, training loop).
-_TRAINING_MODULES = ("__init__.py", "data.py", "datasets.py", "model.py", "train.py")
+_TRAINING_MODULES = ("__init__.py", "baselines.py", "data.py", "datasets.py", "model.py", "train.py")
 
 
 def _library_fingerprint() -> str:
@@ -1001,7 +1003,7 @@ def fit_cached(
     ``key``, every ``fit_kwargs`` value but ``progress`` and ``device``, the contents of
     ``train`` and ``val``, the model's class, parameter shapes and ``config`` (models of
     :mod:`msa_lib.model` carry one), the torch version and the source of the library modules
-    that training depends on (``data``, ``datasets``, ``model``, ``train``):
+    that training depends on (``data``, ``datasets``, ``model``, ``baselines``, ``train``):
     change any of them and the model is trained afresh. Training with the cache and without it gives the same weights (both seed with
     :func:`seed_everything` before building), except under a ``max_seconds`` budget, which depends
     on the machine.

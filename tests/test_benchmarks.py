@@ -186,7 +186,8 @@ def test_single_scale_check_notices_a_shifted_window(small_networks):
 
 def test_single_scale_check_notices_a_wider_network(small_networks):
     _, multi_data, single_data, raw = small_networks
-    from msa_lib.model import SingleScaleTransformer, config_from_windows
+    from msa_lib.baselines import SingleScaleTransformer
+    from msa_lib.model import config_from_windows
 
     multi, _ = multiscale_vs_single.build_models(raw["multi"], raw["single"])
     wider = SingleScaleTransformer(
