@@ -20,6 +20,7 @@ causal_vmd                batched rolling VMD / one ``vmdpy.VMD`` call per windo
 vmd_memory                ``decompose.vmd`` / ``vmdpy.VMD``, peak memory                 >= 20x
 multiscale_vs_single      default net / single scale, 1,440 tokens, training samples/s   >= 10x
 default_network           training and inference samples/s                               none
+train_utilization         training FLOP/s of the default net / float32 matmul peak       >= 0.2
 notebooks                 execution time of each chapter in the last book build          none
 notebooks_cold            each chapter from an empty network cache / 90 s budget         >= 1
 ========================  ===========================================================  ========
@@ -32,6 +33,7 @@ BENCHMARKS: tuple[str, ...] = (
     "vmd_memory",
     "multiscale_vs_single",
     "default_network",
+    "train_utilization",
     "notebooks",
     "notebooks_cold",
 )

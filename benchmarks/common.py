@@ -67,7 +67,10 @@ class Result:
         if self.target is None:
             status = "INFO" if self.agreed else "FAIL"
             return f"{self.name}: {status} ({self.details})"
-        ratio = "nan" if self.ratio is None else f"{self.ratio:.1f}"
+        if self.ratio is None:
+            ratio = "nan"
+        else:  # a share below 1 (train_utilization) needs two decimals: 0.17 must not print as 0.2
+            ratio = f"{self.ratio:.1f}" if abs(self.ratio) >= 1 else f"{self.ratio:.2f}"
         status = "PASS" if self.passed else "FAIL"
         return f"{self.name}: ratio={ratio} target>={self.target:g} {status} ({self.details})"
 

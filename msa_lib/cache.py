@@ -64,7 +64,7 @@ _NOT_HASHED = {"progress", "device"}  # fit options that do not change the train
 
 #: The modules a trained network depends on: the market, the data pipeline, the experiment's
 #: defaults, the network, the loop, the checkpoint format and this module's seeding.
-_TRAINING_MODULES = ("__init__.py", "data.py", "datasets.py", "experiment.py", "prepare.py",
+_TRAINING_MODULES = ("__init__.py", "data.py", "datasets.py", "experiment.py", "prepare.py", "baselines.py",
                      "model.py", "train.py", "checkpoints.py", "cache.py")
 
 

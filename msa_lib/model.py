@@ -2,26 +2,33 @@
 
 The module reads top to bottom in the order the model computes:
 
-1. :class:`ScaleConfig` / :class:`ModelConfig` - plain dataclasses that describe a network (they
-   serialise to plain dicts, so a checkpoint can hold them and be loaded with ``weights_only=True``).
+1. :class:`ScaleConfig` / :class:`ModelConfig` - plain dataclasses that describe a network. All
+   validation happens here, once, when a config is built; the modules below trust their config.
+   Configs serialise to plain dicts, so a checkpoint can hold them and be loaded with
+   ``weights_only=True``.
 2. Positional encodings (:class:`LearnablePositionalEncoding`, :class:`SinusoidalPositionalEncoding`)
    indexed by the *age* of a bar (0 = the most recent row of a window, 1 = the one before, ...).
-3. :class:`ScaleEncoder` - input projection, optional causal convolution, positional encoding and
+3. :func:`attend` - multi-head attention, written once: the fused kernel, or with
+   ``need_weights=True`` the explicit ``softmax(QK^T / sqrt(d_head)) V`` that also returns the
+   weights; and :class:`Dropout`, dropout with a mask that is cheap to draw on the CPU.
+4. :class:`ScaleEncoder` - input projection, optional causal convolution, positional encoding and
    pre-LayerNorm Transformer layers for one scale.
-4. :class:`CrossScaleAttention` - the most recent token of every scale queries all tokens of all
+5. :class:`CrossScaleAttention` - the most recent token of every scale queries all tokens of all
    scales in one batched multi-head attention call; :func:`cross_scale_attention_loop` is the slow,
    readable version that computes the same numbers one query scale and one head at a time.
-5. :class:`CrossScaleFusion` - learnable scale weights (softmax) times per-sample sigmoid gates.
-6. :class:`HierarchicalAggregation` - attention over an average-pooled pyramid, for any length.
-7. :class:`MultiScaleAttentionNet` - the whole network, plus three baselines with the same
-   ``forward`` signature and outputs: :class:`LSTMBaseline`, :class:`SingleScaleTransformer`,
-   :class:`LinearBaseline`.
-8. :func:`build_model` (checkpoints are :mod:`msa_lib.checkpoints`).
+6. :class:`CrossScaleFusion` - learnable scale weights (softmax) times per-sample sigmoid gates.
+7. :class:`HierarchicalAggregation` - attention over an average-pooled pyramid, for any length.
+8. :class:`ForecastHeads` (the outputs every model shares) and :class:`MultiScaleAttentionNet`, the
+   whole network. The baselines with the same ``forward`` live in :mod:`msa_lib.baselines`.
+9. :func:`build_model` (every kind, baselines included); checkpoints are :mod:`msa_lib.checkpoints`.
 
 Conventions
 -----------
 * ``windows`` is a dict ``scale name -> [B, L_s, F_s]`` (NumPy or torch, float), as returned by
   :func:`msa_lib.data.make_windows`; the LAST row of each window is the most recent bar.
+* Values are checked once, where data enters: :class:`msa_lib.train.WindowDataset` rejects NaN and
+  inf. ``forward`` checks only what costs nothing to check (scale names, shapes), so a training
+  step spends its time on arithmetic.
 * Masks are boolean ``[B, L_s]`` with ``True`` = a real, visible bar and ``False`` = padding or missing
   history. (PyTorch's own ``key_padding_mask`` uses the opposite convention; this module never
   exposes it.) The most recent row of every window must be visible.
@@ -32,6 +39,7 @@ Conventions
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +58,9 @@ __all__ = [
     "config_from_windows",
     "LearnablePositionalEncoding",
     "SinusoidalPositionalEncoding",
+    "attend",
+    "dropout",
+    "Dropout",
     "EncoderLayer",
     "ScaleEncoder",
     "CrossScaleAttention",
@@ -57,11 +68,11 @@ __all__ = [
     "CrossScaleFusion",
     "pool_recent_aligned",
     "HierarchicalAggregation",
+    "ForecastHeads",
+    "gather_inputs",
     "MultiScaleAttentionNet",
-    "LSTMBaseline",
-    "SingleScaleTransformer",
-    "LinearBaseline",
     "build_model",
+    "model_class",
     "count_parameters",
 ]
 
@@ -69,8 +80,25 @@ POS_ENCODINGS = ("learnable", "sinusoidal", "none")
 
 
 # ------------------------------------------------------------------------------------------------
-# 1. Configuration
+# 1. Configuration: every setting is validated here, once
 # ------------------------------------------------------------------------------------------------
+def _check_int(value: Any, name: str, minimum: int, where: str) -> None:
+    """Raise unless ``value`` is an integer (not a bool) >= ``minimum``."""
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{where}: {name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_heads(d_model: int, n_heads: int, where: str) -> None:
+    """Raise unless ``n_heads`` divides ``d_model`` (each head gets ``d_model / n_heads`` features)."""
+    if d_model % n_heads:
+        raise ValueError(f"{where}: n_heads={n_heads} does not divide d_model={d_model}")
+
+
+def _check_pos_encoding(pos_encoding: Any, where: str) -> None:
+    if pos_encoding not in POS_ENCODINGS:
+        raise ValueError(f"{where}: pos_encoding must be one of {POS_ENCODINGS}, got {pos_encoding!r}")
+
+
 @dataclass
 class ScaleConfig:
     """How one time scale is encoded.
@@ -102,19 +130,18 @@ class ScaleConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"ScaleConfig.name must be a non-empty string, got {self.name!r}")
+        where = f"scale {self.name!r}"
         for key in ("n_features", "lookback", "n_layers", "n_heads"):
-            value = getattr(self, key)
-            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"scale {self.name!r}: {key} must be a positive integer, got {value!r}")
-        if not isinstance(self.conv_kernel, int | np.integer) or self.conv_kernel < 0:
-            raise ValueError(
-                f"scale {self.name!r}: conv_kernel must be an integer >= 0, got {self.conv_kernel!r}"
-            )
+            _check_int(getattr(self, key), key, 1, where)
+        _check_int(self.conv_kernel, "conv_kernel", 0, where)
 
 
 @dataclass
 class ModelConfig:
     """Everything needed to rebuild a network (and nothing else: no weights, no data).
+
+    Building one validates every setting and raises a ValueError that names the setting (and the
+    scale) at fault; the modules of this file do not check their settings again.
 
     Parameters
     ----------
@@ -125,7 +152,8 @@ class ModelConfig:
     horizons : tuple of str, default ("15min", "1h", "4h")
         Forecast horizons; the model has one regression output and one direction logit per horizon.
     dropout : float, default 0.1
-        Dropout in encoders and fusion.
+        Dropout on the residual branches of the encoder layers and inside the fusion MLP
+        (attention weights are not dropped).
     pos_encoding : {"learnable", "sinusoidal", "none"}, default "learnable"
         Positional encoding of every scale encoder. ``"none"`` exists to show what is lost.
     cross_attention : bool, default True
@@ -143,7 +171,8 @@ class ModelConfig:
     pool_size : int, default 2
         Pooling factor between pyramid levels.
     single_scale : str or None, default None
-        Scale used by :class:`SingleScaleTransformer` (None = the first, finest scale).
+        Scale used by :class:`msa_lib.baselines.SingleScaleTransformer` (None = the first, finest
+        scale).
     """
 
     scales: tuple[ScaleConfig, ...]
@@ -161,8 +190,14 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         # Accept dicts and lists (as they come back from JSON or a checkpoint); store tuples.
+        if isinstance(self.scales, Mapping | str) or not isinstance(self.scales, Sequence):
+            raise ValueError(
+                f"ModelConfig.scales must be a sequence of ScaleConfig, got {type(self.scales).__name__}"
+            )
         scales = tuple(s if isinstance(s, ScaleConfig) else ScaleConfig(**s) for s in self.scales)
         self.scales = scales
+        if isinstance(self.horizons, str):
+            raise ValueError(f"ModelConfig.horizons must be a sequence of str, got {self.horizons!r}")
         self.horizons = tuple(str(h) for h in self.horizons)
         if not scales:
             raise ValueError("ModelConfig.scales is empty: give at least one ScaleConfig")
@@ -174,28 +209,25 @@ class ModelConfig:
             raise ValueError("ModelConfig.horizons is empty: give at least one horizon")
         if len(set(self.horizons)) != len(self.horizons):
             raise ValueError(f"ModelConfig.horizons has duplicates: {self.horizons}")
-        if self.d_model < 1:
-            raise ValueError(f"ModelConfig.d_model must be >= 1, got {self.d_model}")
+        where = "ModelConfig"
+        _check_int(self.d_model, "d_model", 1, where)
+        _check_int(self.n_cross_heads, "n_cross_heads", 1, where)
+        _check_int(self.ff_mult, "ff_mult", 1, where)
+        _check_int(self.pyramid_levels, "pyramid_levels", 0, where)
+        _check_int(self.pool_size, "pool_size", 2, where)
         for s in scales:
-            if self.d_model % s.n_heads:
-                raise ValueError(
-                    f"scale {s.name!r}: n_heads={s.n_heads} does not divide d_model={self.d_model}"
-                )
-        if self.d_model % self.n_cross_heads:
-            raise ValueError(
-                f"n_cross_heads={self.n_cross_heads} does not divide d_model={self.d_model}"
-            )
-        if self.pos_encoding not in POS_ENCODINGS:
-            raise ValueError(
-                f"pos_encoding must be one of {POS_ENCODINGS}, got {self.pos_encoding!r}"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.pyramid_levels < 0 or self.pool_size < 2 or self.ff_mult < 1:
-            raise ValueError(
-                "need pyramid_levels >= 0, pool_size >= 2 and ff_mult >= 1; got "
-                f"{self.pyramid_levels}, {self.pool_size}, {self.ff_mult}"
-            )
+            _check_heads(self.d_model, s.n_heads, f"scale {s.name!r}")
+        _check_heads(self.d_model, self.n_cross_heads, "cross-scale attention (n_cross_heads)")
+        _check_pos_encoding(self.pos_encoding, where)
+        for key in ("cross_attention", "gates"):
+            if not isinstance(getattr(self, key), bool | np.bool_):
+                raise ValueError(f"ModelConfig.{key} must be True or False, got {getattr(self, key)!r}")
+        if (
+            not isinstance(self.dropout, int | float | np.number)
+            or isinstance(self.dropout, bool)
+            or not 0.0 <= self.dropout < 1.0
+        ):
+            raise ValueError(f"ModelConfig.dropout must be a number in [0, 1), got {self.dropout!r}")
         if self.single_scale is not None and self.single_scale not in names:
             raise ValueError(f"single_scale {self.single_scale!r} is not one of the scales {names}")
 
@@ -225,7 +257,7 @@ class ModelConfig:
         return cls(**dict(d))
 
     def replace(self, **changes: Any) -> ModelConfig:
-        """A copy with some fields changed (the original is untouched)."""
+        """A copy with some fields changed (the original is untouched), validated again."""
         return dataclasses.replace(self, **changes)
 
 
@@ -295,6 +327,7 @@ def config_from_windows(
     return ModelConfig(scales=tuple(configs), **model_options)
 
 
+
 # ------------------------------------------------------------------------------------------------
 # 2. Positional encodings, indexed by age (0 = most recent bar)
 # ------------------------------------------------------------------------------------------------
@@ -348,30 +381,102 @@ class SinusoidalPositionalEncoding(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------
-# 3. One encoder per scale
+# 3. Attention and dropout, each written once
 # ------------------------------------------------------------------------------------------------
-def _check_visible(mask: Tensor | None, where: str) -> None:
-    """Every sample must keep its most recent bar visible (it is the query of later stages)."""
-    if mask is None:
-        return
-    hidden_last = ~mask[:, -1]
-    if bool(hidden_last.any()):
-        first = int(hidden_last.nonzero()[0, 0])
-        raise ValueError(
-            f"{where}: the mask hides the most recent bar of sample {first}; the last row of a "
-            "window must be a real bar"
-        )
+def attend(
+    q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None = None, need_weights: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """Multi-head scaled dot-product attention: ``softmax(Q K^T / sqrt(d_head)) V`` per head.
+
+    Parameters
+    ----------
+    q : Tensor [B, h, Q, d_head]
+        Queries, one row per query position and head.
+    k, v : Tensor [B, h, N, d_head]
+        Keys and values.
+    key_mask : bool Tensor [B, N], optional
+        True where a key may be attended to. Masked keys get a weight of exactly 0.
+    need_weights : bool, default False
+        False: PyTorch's fused ``scaled_dot_product_attention`` kernel, which never stores the
+        ``[B, h, Q, N]`` weights. True: the textbook formula, written out, which builds the weights
+        and returns them. Both give the same numbers.
+
+    Returns
+    -------
+    context : Tensor [B, h, Q, d_head]
+    weights : Tensor [B, h, Q, N] or None
+        Each row sums to 1 (None unless ``need_weights``).
+    """
+    attn_mask = None if key_mask is None else key_mask[:, None, None, :]  # [B, 1, 1, N]
+    if not need_weights:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask), None
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # [B, h, Q, N]
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    weights = scores.softmax(dim=-1)  # [B, h, Q, N]
+    return weights @ v, weights
 
 
+#: Dropout on the CPU draws one random 16-bit integer per element, so ``p`` is rounded to a multiple
+#: of 1 / 65,536 (0.1 becomes 0.100006).
+_MASK_LEVELS = 1 << 16
+
+
+def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``.
+
+    The same as :func:`torch.nn.functional.dropout`, with a cheaper mask on the CPU. There PyTorch
+    draws the mask with ``bernoulli_``, one Mersenne-Twister draw and a float comparison per element;
+    profiled, that took a third of a training step of the default network. Here one 64-bit draw
+    gives the mask of four elements (a random 16-bit integer each, compared with a threshold): about
+    six times cheaper to draw. The draws come from torch's global generator, so
+    :func:`msa_lib.seed_everything` fixes them. On other devices, and under ``torch.compile``
+    (which generates its own dropout), :func:`torch.nn.functional.dropout` is used.
+
+    Parameters
+    ----------
+    x : Tensor, any shape
+    p : float in [0, 1)
+        Drop probability (on the CPU rounded to a multiple of 1 / 65,536).
+    training : bool, default True
+        False returns ``x`` unchanged.
+
+    Returns
+    -------
+    Tensor, the shape of ``x``
+    """
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or torch.compiler.is_compiling():
+        return F.dropout(x, p, training=True)
+    n_drop = round(p * _MASK_LEVELS)  # elements whose 16-bit draw falls below the threshold drop
+    n = x.numel()
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)  # 64 bits each
+    keep = bits.view(torch.int16)[:n].view(x.shape) >= n_drop - _MASK_LEVELS // 2  # [*x.shape]
+    return x * keep * (_MASK_LEVELS / (_MASK_LEVELS - n_drop))
+
+
+class Dropout(nn.Dropout):
+    """:class:`torch.nn.Dropout` with the cheaper CPU mask of :func:`dropout`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. One encoder per scale
+# ------------------------------------------------------------------------------------------------
 class EncoderLayer(nn.Module):
     """Pre-LayerNorm Transformer layer: ``x + MHA(LN(x))`` then ``x + FF(LN(x))``.
 
     Written out (rather than ``nn.TransformerEncoderLayer``) so every shape is visible and the
-    mask convention (True = visible) is the module's own.
+    mask convention (True = visible) is the module's own. Dropout acts on the two residual
+    branches; the attention weights are not dropped, so training runs the fused attention kernel.
     """
 
     def __init__(self, d_model: int, n_heads: int, ff_mult: int = 4, dropout: float = 0.1) -> None:
         super().__init__()
+        _check_heads(d_model, n_heads, "EncoderLayer")
         self.n_heads = n_heads
         self.norm1 = nn.LayerNorm(d_model)
         self.qkv = nn.Linear(d_model, 3 * d_model)
@@ -382,8 +487,7 @@ class EncoderLayer(nn.Module):
             nn.GELU(),
             nn.Linear(ff_mult * d_model, d_model),
         )
-        self.dropout = nn.Dropout(dropout)
-        self.attn_dropout = dropout
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, explicit: bool = False) -> Tensor:
         """Apply the layer.
@@ -394,23 +498,15 @@ class EncoderLayer(nn.Module):
         mask : bool Tensor [B, L], optional
             True where a bar may be attended to.
         explicit : bool, default False
-            Compute ``softmax(QK^T / sqrt(d_head)) V`` with the full [B, h, L, L] weight matrix
-            instead of the fused ``scaled_dot_product_attention`` kernel (same numbers; used to
-            measure the memory the textbook formula needs).
+            Compute the attention with the explicit formula and its full [B, h, L, L] weight
+            matrix (:func:`attend` with ``need_weights=True``) instead of the fused kernel: same
+            numbers; used to measure the memory the textbook formula needs.
         """
         B, L, d = x.shape
         h = self.n_heads
         q, k, v = self.qkv(self.norm1(x)).split(d, dim=-1)  # 3 x [B, L, d]
         q, k, v = (t.view(B, L, h, d // h).transpose(1, 2) for t in (q, k, v))  # [B, h, L, d/h]
-        attn_mask = None if mask is None else mask[:, None, None, :]  # [B, 1, 1, L]
-        p = self.attn_dropout if self.training else 0.0
-        if explicit:
-            scores = q @ k.transpose(-2, -1) / math.sqrt(d // h)  # [B, h, L, L]
-            if attn_mask is not None:
-                scores = scores.masked_fill(~attn_mask, float("-inf"))
-            ctx = F.dropout(scores.softmax(dim=-1), p) @ v  # [B, h, L, d/h]
-        else:
-            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+        ctx, _ = attend(q, k, v, mask, need_weights=explicit)  # [B, h, L, d/h]
         ctx = ctx.transpose(1, 2).reshape(B, L, d)  # [B, L, d]
         x = x + self.dropout(self.out(ctx))
         return x + self.dropout(self.ff(self.norm2(x)))
@@ -441,10 +537,7 @@ class ScaleEncoder(nn.Module):
         ff_mult: int = 4,
     ) -> None:
         super().__init__()
-        if pos_encoding not in POS_ENCODINGS:
-            raise ValueError(f"pos_encoding must be one of {POS_ENCODINGS}, got {pos_encoding!r}")
-        if d_model % scale.n_heads:
-            raise ValueError(f"scale {scale.name!r}: n_heads={scale.n_heads} does not divide d_model={d_model}")
+        _check_pos_encoding(pos_encoding, f"scale {scale.name!r}")
         self.scale = scale
         self.input_proj = nn.Linear(scale.n_features, d_model)
         self.conv = (
@@ -477,15 +570,6 @@ class ScaleEncoder(nn.Module):
         -------
         Tensor [B, L, d_model]
         """
-        name = self.scale.name
-        if x.ndim != 3 or x.shape[-1] != self.scale.n_features:
-            raise ValueError(
-                f"scale {name!r}: expected windows [batch, length, {self.scale.n_features}], "
-                f"got shape {tuple(x.shape)}"
-            )
-        if mask is not None and mask.shape != x.shape[:2]:
-            raise ValueError(f"scale {name!r}: mask shape {tuple(mask.shape)} != {tuple(x.shape[:2])}")
-        _check_visible(mask, f"scale {name!r}")
         h = self.input_proj(x)  # [B, L, d]
         if mask is not None:
             h = h * mask[..., None]
@@ -501,7 +585,7 @@ class ScaleEncoder(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------
-# 4. Cross-scale attention
+# 5. Cross-scale attention
 # ------------------------------------------------------------------------------------------------
 def _key_mask(tokens: Sequence[Tensor], masks: Sequence[Tensor | None] | None) -> Tensor | None:
     """Concatenate per-scale masks into one [B, N] key mask (None if nothing is masked)."""
@@ -517,7 +601,6 @@ def _key_mask(tokens: Sequence[Tensor], masks: Sequence[Tensor | None] | None) -
             raise ValueError(
                 f"scale #{s}: mask must be bool {tuple(t.shape[:2])}, got {m.dtype} {tuple(m.shape)}"
             )
-        _check_visible(m, f"scale #{s}")
         parts.append(m)
     return torch.cat(parts, dim=1)
 
@@ -528,7 +611,8 @@ class CrossScaleAttention(nn.Module):
     Tokens of all scales are concatenated into one key/value sequence of length
     ``N = sum_s L_s``; a learned scale embedding is added first, so keys know their scale. The
     ``S`` query tokens (the last token of each scale) are split into ``n_heads`` heads and attend to
-    all ``N`` keys in one batched call, with a [B, N] mask for padding or missing history.
+    all ``N`` keys in one batched call (:func:`attend`), with a [B, N] mask for padding or missing
+    history.
 
     Parameters
     ----------
@@ -537,23 +621,20 @@ class CrossScaleAttention(nn.Module):
         Must divide ``d_model``.
     n_scales : int
         Number of scales (size of the scale embedding table).
-    dropout : float, default 0.0
-        Dropout on the attention weights (training only).
     """
 
-    def __init__(self, d_model: int, n_heads: int, n_scales: int, dropout: float = 0.0) -> None:
+    def __init__(self, d_model: int, n_heads: int, n_scales: int) -> None:
         super().__init__()
-        if d_model % n_heads:
-            raise ValueError(f"n_heads={n_heads} does not divide d_model={d_model}")
+        _check_heads(d_model, n_heads, "CrossScaleAttention")
         self.d_model, self.n_heads, self.n_scales = d_model, n_heads, n_scales
         self.scale_embedding = nn.Parameter(torch.randn(n_scales, d_model) * 0.02)  # [S, d]
         self.q_proj = nn.Linear(d_model, d_model)
         self.k_proj = nn.Linear(d_model, d_model)
         self.v_proj = nn.Linear(d_model, d_model)
         self.out_proj = nn.Linear(d_model, d_model)
-        self.dropout = dropout
 
     def _check(self, tokens: Sequence[Tensor]) -> None:
+        """Shapes only (free: no tensor is read)."""
         if len(tokens) != self.n_scales:
             raise ValueError(f"expected {self.n_scales} scales of tokens, got {len(tokens)}")
         B = tokens[0].shape[0]
@@ -578,8 +659,8 @@ class CrossScaleAttention(nn.Module):
         masks : sequence of (bool Tensor [B, L_s] or None), optional
             True = key may be attended to.
         need_weights : bool, default False
-            Also return the attention weights (computed with an explicit softmax; otherwise the
-            fused ``scaled_dot_product_attention`` kernel is used - same numbers).
+            Also return the attention weights (see :func:`attend`: the explicit formula instead of
+            the fused kernel, same numbers).
 
         Returns
         -------
@@ -601,17 +682,7 @@ class CrossScaleAttention(nn.Module):
         q = self.q_proj(last).view(B, S, h, d // h).transpose(1, 2)  # [B, h, S, d/h]
         k = self.k_proj(x).view(B, N, h, d // h).transpose(1, 2)  # [B, h, N, d/h]
         v = self.v_proj(x).view(B, N, h, d // h).transpose(1, 2)  # [B, h, N, d/h]
-        attn_mask = None if key_mask is None else key_mask[:, None, None, :]  # [B, 1, 1, N]
-        p = self.dropout if self.training else 0.0
-        weights = None
-        if need_weights:
-            scores = q @ k.transpose(-2, -1) / math.sqrt(d // h)  # [B, h, S, N]
-            if attn_mask is not None:
-                scores = scores.masked_fill(~attn_mask, float("-inf"))
-            weights = scores.softmax(dim=-1)  # [B, h, S, N]
-            ctx = F.dropout(weights, p) @ v  # [B, h, S, d/h]
-        else:
-            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+        ctx, weights = attend(q, k, v, key_mask, need_weights)  # [B, h, S, d/h], [B, h, S, N]
         ctx = ctx.transpose(1, 2).reshape(B, S, d)  # [B, S, d]: heads side by side again
         return self.out_proj(ctx), weights
 
@@ -626,7 +697,7 @@ def cross_scale_attention_loop(
     Uses the projection weights of ``attention`` and returns the same numbers as
     ``attention(tokens, masks, need_weights=True)``. Unlike a per-pair softmax, the scores of a
     query against the keys of *all* scales are gathered first and normalised together, so the
-    weights over all keys sum to one. Dropout is not applied (use it in eval mode to compare).
+    weights over all keys sum to one.
 
     Parameters
     ----------
@@ -649,7 +720,6 @@ def cross_scale_attention_loop(
     # Keys and values of every scale, projected once: K[j], V[j] are [B, L_j, d].
     keys, values = [], []
     for j, t in enumerate(tokens):
-        _check_visible(masks[j], f"scale #{j}")
         t = t + attention.scale_embedding[j]
         keys.append(attention.k_proj(t))
         values.append(attention.v_proj(t))
@@ -681,7 +751,7 @@ def cross_scale_attention_loop(
 
 
 # ------------------------------------------------------------------------------------------------
-# 5. Fusion: learnable scale weights x per-sample gates
+# 6. Fusion: learnable scale weights x per-sample gates
 # ------------------------------------------------------------------------------------------------
 class CrossScaleFusion(nn.Module):
     """Combine S scale representations into one vector.
@@ -716,7 +786,7 @@ class CrossScaleFusion(nn.Module):
             nn.LayerNorm(d_model),
             nn.Linear(d_model, 2 * d_model),
             nn.GELU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(2 * d_model, d_model),
         )
 
@@ -748,7 +818,7 @@ class CrossScaleFusion(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------
-# 6. Hierarchical aggregation over an average-pooled pyramid
+# 7. Hierarchical aggregation over an average-pooled pyramid
 # ------------------------------------------------------------------------------------------------
 def pool_recent_aligned(
     x: Tensor, pool_size: int, mask: Tensor | None = None
@@ -822,33 +892,60 @@ class HierarchicalAggregation(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Summarise [B, L, d] (any L >= 1) into [B, d]."""
         summaries = []
-        for (tokens, m), attend in zip(self.pyramid(x, mask), self.level_attention, strict=True):
-            out, _ = attend([tokens], None if m is None else [m])  # [B, 1, d]
+        for (tokens, m), attention in zip(self.pyramid(x, mask), self.level_attention, strict=True):
+            out, _ = attention([tokens], None if m is None else [m])  # [B, 1, d]
             summaries.append(out[:, 0])
         return self.level_fusion(torch.cat(summaries, dim=-1))  # [B, d]
 
 
 # ------------------------------------------------------------------------------------------------
-# 7. Networks
+# 8. The network: inputs, heads, the whole model
 # ------------------------------------------------------------------------------------------------
-def _as_inputs(
+def _check_visible(mask: Tensor, where: str) -> None:
+    """Every sample must keep its most recent bar visible (it is the query of later stages)."""
+    hidden_last = ~mask[:, -1]
+    if bool(hidden_last.any()):
+        first = int(hidden_last.nonzero()[0, 0])
+        raise ValueError(
+            f"{where}: the mask hides the most recent bar of sample {first}; the last row of a "
+            "window must be a real bar"
+        )
+
+
+def gather_inputs(
     config: ModelConfig,
     windows: Mapping[str, Any],
-    masks: Mapping[str, Any] | None,
-    device: torch.device,
+    masks: Mapping[str, Any] | None = None,
+    device: torch.device | str = "cpu",
     names: Sequence[str] | None = None,
 ) -> tuple[list[Tensor], list[Tensor | None]]:
-    """Validate the windows (and masks) of the config's scales and turn them into tensors.
+    """The windows (and masks) of the config's scales, as float32 / bool tensors on ``device``.
 
-    Extra keys in ``windows`` are ignored (a model over a subset of scales takes the full dict).
-    Nothing passed in is modified.
+    Checks what costs nothing: every scale is there, with ``[batch, length, n_features]`` windows of
+    one batch size. Values are not scanned (``WindowDataset`` rejects NaN and inf where data
+    enters). Masks, which enter here, are checked here: bool, the window's shape, the most recent
+    bar visible. Extra keys in ``windows`` are ignored (a model over a subset of scales takes the
+    full dict). Nothing passed in is modified.
+
+    Parameters
+    ----------
+    config : ModelConfig
+    windows : dict of str -> array or Tensor [B, L_s, F_s]
+    masks : dict of str -> bool [B, L_s], optional
+    device : torch.device or str
+    names : sequence of str, optional
+        The scales to gather (default: all of the config's, in its order).
+
+    Returns
+    -------
+    xs : list of Tensor [B, L_s, F_s]
+    ms : list of (bool Tensor [B, L_s] or None)
     """
     if not isinstance(windows, Mapping):
         raise TypeError(f"windows must be a dict of scale name -> [B, L, F], got {type(windows).__name__}")
     names = config.scale_names if names is None else list(names)
     xs: list[Tensor] = []
     ms: list[Tensor | None] = []
-    batch = None
     for name in names:
         if name not in windows:
             raise KeyError(f"windows has no scale {name!r} (keys: {list(windows)})")
@@ -859,10 +956,8 @@ def _as_inputs(
                 f"windows[{name!r}]: expected [batch, length <= {sc.lookback}, {sc.n_features}], "
                 f"got shape {tuple(x.shape)}"
             )
-        if batch is None:
-            batch = x.shape[0]
-        elif x.shape[0] != batch:
-            raise ValueError(f"windows[{name!r}] has batch {x.shape[0]}, other scales have {batch}")
+        if xs and x.shape[0] != xs[0].shape[0]:
+            raise ValueError(f"windows[{name!r}] has batch {x.shape[0]}, other scales have {xs[0].shape[0]}")
         m = None
         if masks is not None and masks.get(name) is not None:
             m = torch.as_tensor(masks[name], device=device)
@@ -870,19 +965,30 @@ def _as_inputs(
                 raise ValueError(
                     f"masks[{name!r}] must be bool {tuple(x.shape[:2])}, got {m.dtype} {tuple(m.shape)}"
                 )
-        bad = ~torch.isfinite(x) if m is None else ~torch.isfinite(x) & m[..., None]
-        if bool(bad.any()):
-            b, t, f = (int(i) for i in bad.nonzero()[0])
-            raise ValueError(
-                f"windows[{name!r}] holds a non-finite value at sample {b}, row {t}, feature {f}"
-            )
+            _check_visible(m, f"masks[{name!r}]")
         xs.append(x)
         ms.append(m)
     return xs, ms
 
 
-def _device(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
+class ForecastHeads(nn.Module):
+    """The outputs every model of the course shares: per horizon, a return and a direction logit.
+
+    Parameters
+    ----------
+    d_in : int
+        Width of the representation the heads read.
+    n_horizons : int
+    """
+
+    def __init__(self, d_in: int, n_horizons: int) -> None:
+        super().__init__()
+        self.returns = nn.Linear(d_in, n_horizons)  # row k = the regression head of horizon k
+        self.direction = nn.Linear(d_in, n_horizons)  # row k = logit of "return over horizon k > 0"
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        """``x`` [B, d_in] -> ``{"returns": [B, H], "direction_logits": [B, H]}``."""
+        return {"returns": self.returns(x), "direction_logits": self.direction(x)}
 
 
 class MultiScaleAttentionNet(nn.Module):
@@ -927,9 +1033,7 @@ class MultiScaleAttentionNet(nn.Module):
                 }
             )
         self.fusion = CrossScaleFusion(d, S, gates=config.gates, dropout=config.dropout)
-        H = len(config.horizons)
-        self.return_head = nn.Linear(d, H)  # row k = the regression head of horizon k
-        self.direction_head = nn.Linear(d, H)  # row k = logit of "return over horizon k > 0"
+        self.heads = ForecastHeads(d, len(config.horizons))
 
     def forward(
         self,
@@ -958,7 +1062,7 @@ class MultiScaleAttentionNet(nn.Module):
             of the scale of each key position).
         """
         cfg = self.config
-        xs, ms = _as_inputs(cfg, windows, masks, _device(self))
+        xs, ms = gather_inputs(cfg, windows, masks, next(self.parameters()).device)
         tokens = [self.encoders[s.name](x, m) for s, x, m in zip(cfg.scales, xs, ms, strict=True)]
         last = torch.stack([t[:, -1] for t in tokens], dim=1)  # [B, S, d]
         attention = None
@@ -971,7 +1075,7 @@ class MultiScaleAttentionNet(nn.Module):
             summary = [self.pyramids[s.name](t, m) for s, t, m in zip(cfg.scales, tokens, ms, strict=True)]
             h = h + torch.stack(summary, dim=1)
         fused, weights, gates = self.fusion(h)  # [B, d], [S], [B, S]
-        out = {"returns": self.return_head(fused), "direction_logits": self.direction_head(fused)}
+        out = self.heads(fused)
         if return_details:
             out.update(
                 attention=attention,
@@ -980,146 +1084,50 @@ class MultiScaleAttentionNet(nn.Module):
                 scale_tokens=h,
                 fused=fused,
                 key_scale=torch.cat(
-                    [torch.full((t.shape[1],), s, dtype=torch.long) for s, t in enumerate(tokens)]
+                    [
+                        torch.full((t.shape[1],), s, dtype=torch.long, device=t.device)
+                        for s, t in enumerate(tokens)
+                    ]
                 ),
             )
         return out
 
 
-class LSTMBaseline(nn.Module):
-    """Baseline: one LSTM per scale, last hidden states concatenated, then the same two heads.
-
-    Hidden rows (mask False) are fed as zeros. Same ``forward`` signature and outputs as
-    :class:`MultiScaleAttentionNet` (``return_details`` adds only ``"fused"``).
-    """
-
-    kind = "lstm"
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
-        d, S, H = config.d_model, len(config.scales), len(config.horizons)
-        self.lstms = nn.ModuleDict(
-            {s.name: nn.LSTM(s.n_features, d, batch_first=True) for s in config.scales}
-        )
-        self.mix = nn.Sequential(nn.Linear(S * d, d), nn.GELU(), nn.Dropout(config.dropout))
-        self.return_head = nn.Linear(d, H)
-        self.direction_head = nn.Linear(d, H)
-
-    def forward(
-        self,
-        windows: Mapping[str, Any],
-        masks: Mapping[str, Any] | None = None,
-        return_details: bool = False,
-    ) -> dict[str, Tensor]:
-        """See :meth:`MultiScaleAttentionNet.forward`."""
-        xs, ms = _as_inputs(self.config, windows, masks, _device(self))
-        finals = []
-        for s, x, m in zip(self.config.scales, xs, ms, strict=True):
-            if m is not None:
-                x = x * m[..., None]
-            _, (h_n, _) = self.lstms[s.name](x)  # h_n: [1, B, d]
-            finals.append(h_n[-1])
-        fused = self.mix(torch.cat(finals, dim=-1))  # [B, d]
-        out = {"returns": self.return_head(fused), "direction_logits": self.direction_head(fused)}
-        if return_details:
-            out["fused"] = fused
-        return out
-
-
-class SingleScaleTransformer(nn.Module):
-    """Baseline: one :class:`ScaleEncoder` over a single scale, its last token -> the two heads.
-
-    The scale is ``config.single_scale`` (default: the first, finest one); the windows of other
-    scales are ignored. Same ``forward`` signature and outputs as :class:`MultiScaleAttentionNet`
-    (``return_details`` adds only ``"fused"``).
-    """
-
-    kind = "single_scale"
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.scale_name = config.single_scale or config.scales[0].name
-        d, H = config.d_model, len(config.horizons)
-        sc = config.scale(self.scale_name)
-        self.encoder = ScaleEncoder(sc, d, config.pos_encoding, config.dropout, config.ff_mult)
-        self.return_head = nn.Linear(d, H)
-        self.direction_head = nn.Linear(d, H)
-
-    def forward(
-        self,
-        windows: Mapping[str, Any],
-        masks: Mapping[str, Any] | None = None,
-        return_details: bool = False,
-    ) -> dict[str, Tensor]:
-        """See :meth:`MultiScaleAttentionNet.forward`."""
-        (x,), (m,) = _as_inputs(self.config, windows, masks, _device(self), [self.scale_name])
-        fused = self.encoder(x, m)[:, -1]  # [B, d]
-        out = {"returns": self.return_head(fused), "direction_logits": self.direction_head(fused)}
-        if return_details:
-            out["fused"] = fused
-        return out
-
-
-class LinearBaseline(nn.Module):
-    """Baseline: every window of every scale flattened into one vector, then linear heads.
-
-    Requires windows of exactly ``lookback`` rows per scale. Hidden rows are fed as zeros.
-    """
-
-    kind = "linear"
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
-        n_in = sum(s.lookback * s.n_features for s in config.scales)
-        H = len(config.horizons)
-        self.return_head = nn.Linear(n_in, H)
-        self.direction_head = nn.Linear(n_in, H)
-
-    def forward(
-        self,
-        windows: Mapping[str, Any],
-        masks: Mapping[str, Any] | None = None,
-        return_details: bool = False,
-    ) -> dict[str, Tensor]:
-        """See :meth:`MultiScaleAttentionNet.forward`."""
-        xs, ms = _as_inputs(self.config, windows, masks, _device(self))
-        flat = []
-        for s, x, m in zip(self.config.scales, xs, ms, strict=True):
-            if x.shape[1] != s.lookback:
-                raise ValueError(
-                    f"LinearBaseline: windows[{s.name!r}] has {x.shape[1]} rows, needs exactly {s.lookback}"
-                )
-            if m is not None:
-                x = x * m[..., None]
-            flat.append(x.flatten(1))  # [B, L_s * F_s]
-        z = torch.cat(flat, dim=1)
-        out = {"returns": self.return_head(z), "direction_logits": self.direction_head(z)}
-        if return_details:
-            out["fused"] = z
-        return out
-
-
 # ------------------------------------------------------------------------------------------------
-# 8. Factory and parameter count
+# 9. Factory and parameter count
 # ------------------------------------------------------------------------------------------------
-MODEL_KINDS: dict[str, type[nn.Module]] = {
-    "multiscale": MultiScaleAttentionNet,
-    "lstm": LSTMBaseline,
-    "single_scale": SingleScaleTransformer,
-    "linear": LinearBaseline,
+#: Every kind of model :func:`build_model` builds, and where its class lives ("module:Class").
+#: The baselines live in :mod:`msa_lib.baselines`, which imports this module; naming them here
+#: (and importing them when one is built) keeps the two modules free of an import cycle.
+MODEL_KINDS: dict[str, str] = {
+    "multiscale": "msa_lib.model:MultiScaleAttentionNet",
+    "lstm": "msa_lib.baselines:LSTMBaseline",
+    "single_scale": "msa_lib.baselines:SingleScaleTransformer",
+    "linear": "msa_lib.baselines:LinearBaseline",
 }
 
 
-def build_model(kind: str, config: ModelConfig | Mapping[str, Any]) -> nn.Module:
-    """Build a model by kind: ``"multiscale"``, ``"lstm"``, ``"single_scale"`` or ``"linear"``."""
+def model_class(kind: str) -> type[nn.Module]:
+    """The class of a model kind (``"multiscale"``, ``"lstm"``, ``"single_scale"``, ``"linear"``)."""
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(MODEL_KINDS)}")
+    module, name = MODEL_KINDS[kind].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_model(kind: str, config: ModelConfig | Mapping[str, Any]) -> nn.Module:
+    """Build a model by kind: ``"multiscale"``, ``"lstm"``, ``"single_scale"`` or ``"linear"``.
+
+    Examples
+    --------
+    >>> cfg = ModelConfig(scales=(ScaleConfig("1min", 5, 60), ScaleConfig("1h", 6, 24)))
+    >>> type(build_model("lstm", cfg)).__module__
+    'msa_lib.baselines'
+    """
+    cls = model_class(kind)
     if not isinstance(config, ModelConfig):
         config = ModelConfig.from_dict(config)
-    return MODEL_KINDS[kind](config)
+    return cls(config)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

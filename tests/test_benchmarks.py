@@ -26,6 +26,7 @@ from benchmarks import (  # noqa: E402
     causal_vmd,
     cross_scale_attention,
     multiscale_vs_single,
+    train_utilization,
     vmd_memory,
     windows,
 )
@@ -186,7 +187,8 @@ def test_single_scale_check_notices_a_shifted_window(small_networks):
 
 def test_single_scale_check_notices_a_wider_network(small_networks):
     _, multi_data, single_data, raw = small_networks
-    from msa_lib.model import SingleScaleTransformer, config_from_windows
+    from msa_lib.baselines import SingleScaleTransformer
+    from msa_lib.model import config_from_windows
 
     multi, _ = multiscale_vs_single.build_models(raw["multi"], raw["single"])
     wider = SingleScaleTransformer(
@@ -203,6 +205,75 @@ def test_training_step_timer_counts_samples(small_networks):
     sps, runs = multiscale_vs_single.train_steps_per_second(multi, multi_data, 4, steps=2)
     assert len(runs) == 2 and sps == pytest.approx(4 / np.median(runs))
     assert any(not torch.equal(a, b) for a, b in zip(before, multi.parameters(), strict=True))
+
+
+# --------------------------------------------------------------------------------------------------
+# training utilization
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def default_network():
+    return train_utilization.make_inputs(n_rows=64)
+
+
+def test_flop_count_agrees_with_the_count_by_hand(default_network):
+    model, data = default_network
+    assert [s.lookback for s in model.config.scales] == [60, 48, 24, 10]
+    forward, backward = train_utilization.check(model, data, batch=8)
+    assert 1.9 * forward < backward < 2 * forward  # twice the forward, less the windows' gradients
+    assert all(p.grad is None for p in model.parameters())  # counting leaves no gradients behind
+
+
+def test_cpu_attention_is_counted_as_the_explicit_formula_is(default_network, monkeypatch):
+    """Fused kernel + CPU_ATTENTION_FLOPS == the stock counter on the explicit formula's products."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from msa_lib import model as mm
+    from msa_lib.train import multi_horizon_loss
+
+    model, data = default_network
+    fused = train_utilization.count_flops(model, data, batch=8)
+    windows, y, direction = data[:8]
+    with FlopCounterMode(display=False) as counter:  # without the added formulas ...
+        model(windows)
+    assert counter.get_total_flops() < fused[0]  # ... the fused kernel's attention is missed
+
+    def explicit(q, k, v, key_mask=None, need_weights=False, **options):
+        return attend(q, k, v, key_mask, need_weights=True, **options)
+
+    attend = mm.attend
+    monkeypatch.setattr(mm, "attend", explicit)  # every attention as bmm + softmax + bmm
+    with FlopCounterMode(display=False) as counter:
+        loss, _ = multi_horizon_loss(model(windows), y, direction)
+    forward = counter.get_total_flops()
+    with FlopCounterMode(display=False) as counter:
+        loss.backward()
+    assert (forward, counter.get_total_flops()) == fused
+
+
+def test_flop_check_notices_a_wrong_count(default_network, monkeypatch):
+    model, data = default_network
+    right = train_utilization.flops_by_hand
+    monkeypatch.setattr(
+        train_utilization, "flops_by_hand", lambda c, b: (right(c, b)[0] + 1, right(c, b)[1])
+    )
+    with pytest.raises(AssertionError, match="forward FLOPs"):
+        train_utilization.check(model, data, batch=8)
+    with pytest.raises(ValueError, match="default architecture"):
+        right(model.config.replace(pyramid_levels=2), 8)
+
+
+def test_train_utilization_quick_run_reports_a_share_of_the_peak():
+    result = train_utilization.run(quick=True)
+    m = result.metrics
+    assert result.agreed and result.target == 0.2 and result.name == "train_utilization"
+    assert result.ratio == pytest.approx(m["train_flops_per_second"] / m["peak_flops_per_second"])
+    assert len(m["train_step_seconds"]) == 4 and len(m["matmul_seconds"]) == 2
+    flops_per_step = m["forward_flops"] + m["backward_flops"]
+    step_seconds = np.median(m["train_step_seconds"])
+    assert m["train_flops_per_second"] == pytest.approx(flops_per_step / step_seconds)
+    assert m["peak_flops_per_second"] == pytest.approx(2 * 2048**3 / np.median(m["matmul_seconds"]))
+    assert 15e6 < flops_per_step / m["batch_size"] < 16e6  # about 15 MFLOP a sample (issue 15)
+    assert result.line().startswith("train_utilization: ratio=0.") or result.ratio >= 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -243,6 +314,8 @@ def test_result_line_and_verdict():
     assert slow.passed is False and "FAIL" in slow.line()
     assert wrong.passed is False and "FAIL" in wrong.line()
     assert Result("i", None, None, "n/a", "d").passed is None
+    share = Result("u", ratio=0.174, target=0.2, agreement="exact", details="d")
+    assert share.line() == "u: ratio=0.17 target>=0.2 FAIL (d)"  # two decimals below 1
 
 
 def test_median_seconds_runs_warmup_and_repeats():

@@ -1,4 +1,5 @@
-"""Tests of msa_lib.model: shapes, attention equivalences, masks, gradients, ablations."""
+"""Tests of msa_lib.model: config validation, shapes, attention equivalences, masks, dropout,
+gradients, ablations."""
 
 from __future__ import annotations
 
@@ -12,16 +13,22 @@ from msa_lib.model import (
     MODEL_KINDS,
     CrossScaleAttention,
     CrossScaleFusion,
+    Dropout,
+    EncoderLayer,
+    ForecastHeads,
     HierarchicalAggregation,
     ModelConfig,
     MultiScaleAttentionNet,
     ScaleConfig,
     ScaleEncoder,
     SinusoidalPositionalEncoding,
+    attend,
     build_model,
     config_from_windows,
     count_parameters,
     cross_scale_attention_loop,
+    dropout,
+    model_class,
     pool_recent_aligned,
 )
 
@@ -97,25 +104,87 @@ def test_bad_inputs_raise_errors_that_name_the_scale():
         net({k: v for k, v in w.items() if k != "5min"})
     with pytest.raises(ValueError, match="1min"):
         net({**w, "1min": w["1min"][..., :2]})
-    nan = w["5min"].clone()
-    nan[2, 4, 1] = float("nan")
-    with pytest.raises(ValueError, match=r"5min.*sample 2, row 4, feature 1"):
-        net({**w, "5min": nan})
+    with pytest.raises(ValueError, match="5min.*batch 4"):
+        net({**w, "5min": w["5min"][:4]})
     with pytest.raises(ValueError, match="1min.*longer than the learnable"):
         net({**w, "1min": torch.randn(5, 8, 3)})
-    with pytest.raises(ValueError, match="most recent bar"):
+    with pytest.raises(ValueError, match=r"masks\['1min'\] must be bool"):
+        net(w, masks={"1min": torch.ones(5, 7)})
+    with pytest.raises(ValueError, match=r"masks\['1min'\].*most recent bar of sample 3"):
         mask = torch.ones(5, 7, dtype=torch.bool)
         mask[3, -1] = False
         net(w, masks={"1min": mask})
 
 
-def test_config_rejects_inconsistent_settings():
-    with pytest.raises(ValueError, match="does not divide"):
-        ModelConfig(scales=ODD, d_model=30)
-    with pytest.raises(ValueError, match="duplicated"):
-        ModelConfig(scales=(ODD[0], ODD[0]))
-    with pytest.raises(ValueError, match="pos_encoding"):
-        ModelConfig(scales=ODD, pos_encoding="rotary")
+def test_non_finite_windows_are_rejected_where_data_enters():
+    """forward does not scan every batch for NaN: the dataset and predict check once, on entry."""
+    from msa_lib.train import WindowDataset, predict
+
+    cfg = make_config()
+    net = MultiScaleAttentionNet(cfg).eval()
+    w = make_windows(cfg)
+    nan = w["5min"].clone()
+    nan[2, 4, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"windows\['5min'\].*row 2"):
+        WindowDataset({**w, "5min": nan}, torch.zeros(5, 2))
+    with pytest.raises(ValueError, match=r"windows\['5min'\].*row 2"):
+        predict(net, {**w, "5min": nan})
+    assert predict(net, w)["returns"].shape == (5, 2)
+
+
+def test_forward_is_one_graph_without_data_dependent_branches():
+    """No check in forward reads a tensor's values: torch.compile traces it in one piece."""
+    torch.manual_seed(0)
+    cfg = make_config(pyramid_levels=2)
+    net = MultiScaleAttentionNet(cfg)
+    for mode in (net.train, net.eval):
+        mode()
+        explained = torch._dynamo.explain(net)(make_windows(cfg))
+        assert explained.graph_break_count == 0, explained.break_reasons
+        assert explained.graph_count == 1
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: ModelConfig(scales=ODD, d_model=30), r"scale '1min': n_heads=4 does not divide d_model=30"),
+        (lambda: ModelConfig(scales=ODD, n_cross_heads=3), r"n_cross_heads.*n_heads=3 does not divide"),
+        (lambda: ModelConfig(scales=(ODD[0], ODD[0])), r"duplicated scale names \['1min'\]"),
+        (lambda: ModelConfig(scales=()), "scales is empty"),
+        (lambda: ModelConfig(scales=ODD[0]), "scales must be a sequence"),
+        (lambda: ModelConfig(scales=ODD, pos_encoding="rotary"), "pos_encoding must be one of"),
+        (lambda: ModelConfig(scales=ODD, d_model=0), "d_model must be an integer >= 1, got 0"),
+        (lambda: ModelConfig(scales=ODD, d_model=32.0), "d_model must be an integer"),
+        (lambda: ModelConfig(scales=ODD, dropout=1.0), r"dropout must be a number in \[0, 1\), got 1.0"),
+        (lambda: ModelConfig(scales=ODD, dropout=True), "dropout must be a number"),
+        (lambda: ModelConfig(scales=ODD, gates="no"), "gates must be True or False"),
+        (lambda: ModelConfig(scales=ODD, cross_attention=1), "cross_attention must be True or False"),
+        (lambda: ModelConfig(scales=ODD, horizons=()), "horizons is empty"),
+        (lambda: ModelConfig(scales=ODD, horizons="1h"), "horizons must be a sequence of str"),
+        (lambda: ModelConfig(scales=ODD, horizons=("1h", "1h")), "horizons has duplicates"),
+        (lambda: ModelConfig(scales=ODD, ff_mult=0), "ff_mult must be an integer >= 1"),
+        (lambda: ModelConfig(scales=ODD, pyramid_levels=-1), "pyramid_levels must be an integer >= 0"),
+        (lambda: ModelConfig(scales=ODD, pool_size=1), "pool_size must be an integer >= 2"),
+        (lambda: ModelConfig(scales=ODD, single_scale="1h"), "single_scale '1h' is not one of"),
+        (lambda: ScaleConfig("1h", 3, 0), r"scale '1h': lookback must be an integer >= 1, got 0"),
+        (lambda: ScaleConfig("1h", 3, 5, conv_kernel=-1), r"scale '1h': conv_kernel must be an integer >= 0"),
+        (lambda: ScaleConfig("", 3, 5), "name must be a non-empty string"),
+        (lambda: ModelConfig.from_dict({"scales": [], "width": 3}), r"unknown ModelConfig keys \['width'\]"),
+        (lambda: make_config().replace(dropout=-0.1), "dropout must be a number"),
+    ],
+)
+def test_config_rejects_bad_settings_naming_them(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_modules_built_alone_reject_heads_that_do_not_divide():
+    with pytest.raises(ValueError, match="CrossScaleAttention: n_heads=3 does not divide d_model=16"):
+        CrossScaleAttention(16, 3, 2)
+    with pytest.raises(ValueError, match="EncoderLayer: n_heads=5 does not divide d_model=16"):
+        ScaleEncoder(ScaleConfig("1h", 3, 5, n_heads=5), 16)
+    with pytest.raises(ValueError, match="scale '1h': pos_encoding must be one of"):
+        ScaleEncoder(ScaleConfig("1h", 3, 5), 16, pos_encoding="rope")
 
 
 def test_config_survives_json_and_windows_helper_reads_shapes():
@@ -127,6 +196,114 @@ def test_config_survives_json_and_windows_helper_reads_shapes():
         (s.name, s.lookback, s.n_features) for s in ODD
     ]
     assert [s.conv_kernel for s in cfg2.scales] == [3, 0, 0]
+
+
+# ---- heads and factory: the same numbers as before the heads became one module ----------------------
+# Outputs of each kind for seed 0, make_config(pyramid_levels=2) and make_windows(batch=2, seed=7),
+# recorded with the code in which every model had its own return_head and direction_head. The
+# module layout changed; the parameters, and the order in which they are drawn, did not.
+RECORDED = {
+    "linear": ([[-0.576379, -0.403844], [0.069124, 0.285556]], [[0.4737, -0.792695], [0.100719, 0.242826]]),
+    "lstm": ([[-0.081119, -0.194117], [-0.096552, -0.205168]], [[-0.147542, -0.235457], [-0.152975, -0.236335]]),
+    "multiscale": ([[-0.095762, 0.32998], [-0.020276, 0.210879]], [[0.172879, 0.329371], [0.104183, 0.231839]]),
+    "single_scale": ([[0.716188, 1.128373], [0.84578, -0.042597]], [[-0.728915, 0.894715], [-0.569822, 0.080698]]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
+def test_every_kind_gives_the_recorded_outputs_for_a_fixed_seed(kind):
+    torch.manual_seed(0)
+    cfg = make_config(pyramid_levels=2)
+    model = build_model(kind, cfg).eval()
+    assert isinstance(model, model_class(kind)) and isinstance(model.heads, ForecastHeads)
+    with torch.no_grad():
+        out = model(make_windows(cfg, batch=2, seed=7))
+    returns, logits = RECORDED[kind]
+    torch.testing.assert_close(out["returns"], torch.tensor(returns), atol=2e-6, rtol=1e-4)
+    torch.testing.assert_close(out["direction_logits"], torch.tensor(logits), atol=2e-6, rtol=1e-4)
+
+
+def test_heads_are_one_linear_map_per_output():
+    torch.manual_seed(0)
+    heads = ForecastHeads(6, 3)
+    x = torch.randn(4, 6)
+    out = heads(x)
+    assert set(out) == {"returns", "direction_logits"}
+    torch.testing.assert_close(out["returns"], x @ heads.returns.weight.T + heads.returns.bias)
+    torch.testing.assert_close(
+        out["direction_logits"], x @ heads.direction.weight.T + heads.direction.bias
+    )
+    assert not torch.allclose(out["returns"], out["direction_logits"])  # two heads, not one shared
+
+
+def test_unknown_kind_names_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown model kind 'gru'.*'linear', 'lstm', 'multiscale'"):
+        build_model("gru", make_config())
+
+
+# ---- attention, written once: fused kernel == explicit formula ---------------------------------------
+@pytest.mark.parametrize("masked", [False, True])
+def test_attend_fused_and_explicit_agree_and_weights_are_a_softmax(masked):
+    torch.manual_seed(0)
+    B, h, Q, N, dh = 3, 2, 5, 9, 4
+    q, k, v = torch.randn(B, h, Q, dh), torch.randn(B, h, N, dh), torch.randn(B, h, N, dh)
+    key_mask = random_masks([N], B, seed=2)[0] if masked else torch.ones(B, N, dtype=torch.bool)
+    fused, none = attend(q, k, v, key_mask if masked else None)
+    explicit, weights = attend(q, k, v, key_mask if masked else None, need_weights=True)
+    assert none is None and weights.shape == (B, h, Q, N)
+    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=0)
+    bias = torch.where(key_mask, 0.0, -torch.inf)[:, None, None, :]  # [B, 1, 1, N]
+    by_hand = torch.softmax(q @ k.transpose(-2, -1) / dh**0.5 + bias, dim=-1)
+    torch.testing.assert_close(weights, by_hand)
+    torch.testing.assert_close(explicit, by_hand @ v)
+    assert (weights.permute(0, 3, 1, 2)[~key_mask] == 0).all()
+
+
+def test_encoder_layer_explicit_and_fused_agree_with_a_mask():
+    torch.manual_seed(0)
+    layer = EncoderLayer(16, 4, dropout=0.0)
+    x = torch.randn(3, 11, 16)
+    mask = random_masks([11], 3, seed=4)[0]
+    assert not bool(mask.all())
+    torch.testing.assert_close(layer(x, mask, explicit=True), layer(x, mask), atol=1e-5, rtol=0)
+
+
+# ---- dropout with the cheap CPU mask ---------------------------------------------------------------
+def test_dropout_drops_the_right_share_and_keeps_the_mean():
+    torch.manual_seed(0)
+    x = torch.ones(1_000_003)  # not a multiple of 4: the last 64-bit draw is cut
+    y = dropout(x, 0.1)
+    dropped = float((y == 0).float().mean())
+    assert abs(dropped - 0.1) < 5 * (0.1 * 0.9 / x.numel()) ** 0.5  # five standard errors
+    kept = y[y != 0]
+    torch.testing.assert_close(kept, torch.full_like(kept, 65536 / (65536 - 6554)))  # 1 / (1 - p)
+    assert abs(float(y.mean()) - 1.0) < 3e-3
+    assert torch.equal(x, torch.ones_like(x))  # the input is not modified
+    # every 16-bit slot of a draw is used: in each position mod 4 about p of the elements drop
+    by_slot = (y == 0).float()[:1_000_000].view(-1, 4).mean(0)
+    assert (by_slot - 0.1).abs().max() < 5 * (0.1 * 0.9 / 250_000) ** 0.5
+
+
+def test_dropout_is_seeded_identity_in_eval_and_its_gradient_is_the_mask():
+    x = torch.randn(64, 7, requires_grad=True)
+    assert dropout(x, 0.3, training=False) is x and dropout(x, 0.0) is x
+    torch.manual_seed(3)
+    a = dropout(x, 0.3)
+    torch.manual_seed(3)
+    b = dropout(x, 0.3)
+    assert torch.equal(a, b) and not torch.equal(a, dropout(x, 0.3))
+    a.sum().backward()
+    torch.testing.assert_close(x.grad, a.detach() / x.detach())  # d(x * mask * s)/dx = mask * s
+    assert 0.15 < float((x.grad == 0).float().mean()) < 0.45
+
+
+def test_every_dropout_of_every_model_uses_the_cheap_mask():
+    cfg = make_config(dropout=0.2, pyramid_levels=2)
+    for kind in sorted(MODEL_KINDS):
+        drops = [m for m in build_model(kind, cfg).modules() if isinstance(m, torch.nn.Dropout)]
+        assert all(type(m) is Dropout and m.p == 0.2 for m in drops), kind
+        if kind != "linear":
+            assert drops, kind
 
 
 # ---- cross-scale attention: loop == vectorised, masks ----------------------------------------------
@@ -227,16 +404,6 @@ def test_subset_of_scales_takes_the_full_windows_dict():
     sub = ModelConfig(scales=ODD[:2], d_model=16, dropout=0.0)
     out = MultiScaleAttentionNet(sub).eval()(make_windows(cfg), return_details=True)
     assert out["gates"].shape == (5, 2)
-
-
-def test_single_scale_baseline_uses_only_its_scale():
-    torch.manual_seed(0)
-    cfg = make_config(single_scale="5min")
-    net = build_model("single_scale", cfg).eval()
-    w = make_windows(cfg)
-    base = net(w)["returns"]
-    assert torch.equal(net({**w, "1min": w["1min"] + 5})["returns"], base)
-    assert not torch.allclose(net({**w, "5min": w["5min"] + 5})["returns"], base)
 
 
 # ---- encoders and positional encodings -------------------------------------------------------------
