@@ -94,7 +94,8 @@ def build_datasets(
 def build_models(multi_windows: Mapping[str, np.ndarray], single_windows: Mapping[str, np.ndarray],
                  seed: int = 0) -> tuple[nn.Module, nn.Module]:
     """The course's multi-scale net and the single-scale Transformer with the same other settings."""
-    from msa_lib.model import MultiScaleAttentionNet, SingleScaleTransformer
+    from msa_lib.baselines import SingleScaleTransformer
+    from msa_lib.model import MultiScaleAttentionNet
 
     torch.manual_seed(seed)
     multi = MultiScaleAttentionNet(COURSE.model_config(multi_windows))

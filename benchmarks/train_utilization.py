@@ -1,8 +1,8 @@
 """train_utilization: the default network's training FLOP/s as a share of the machine's matmul peak.
 
-The default :class:`msa_lib.model.MultiScaleAttentionNet` (scales 1min/5min/1h/1D, lookbacks
-60/48/24/10, 13 features per bar, d_model 32, one encoder layer, 4 heads) takes training steps as
-:func:`msa_lib.train.fit` takes them, at fit's batch size (256). Its work per step is counted with
+The course's :class:`msa_lib.model.MultiScaleAttentionNet` (the network of
+:data:`msa_lib.experiment.COURSE`: its scales, lookbacks and model settings) takes training steps as
+:func:`msa_lib.train.fit` takes them, at the course's batch size. Its work per step is counted with
 :class:`torch.utils.flop_counter.FlopCounterMode` over one forward and backward pass; the machine's
 peak is the float32 throughput of a 2048 x 2048 matmul. Both are measured in the same process, at
 the same thread setting, in alternating rounds (a few matmuls, a few training steps, again), so
@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.common import DEFAULT_LOOKBACKS, Result, fmt_seconds
+from benchmarks.common import Result, fmt_seconds
 from benchmarks.multiscale_vs_single import HORIZONS, train_steps_per_second
+from msa_lib.experiment import COURSE
 
 NAME = "train_utilization"
 TARGET = 0.2
@@ -43,7 +44,7 @@ DESCRIPTION = (
     "peak (2048 x 2048) of the same process"
 )
 
-TRAIN_BATCH = 256  # msa_lib.train.fit's default
+TRAIN_BATCH = COURSE.train.batch_size
 PEAK_SIZE = 2048
 
 
@@ -51,14 +52,14 @@ def n_features() -> dict[str, int]:
     """Features per bar of each default scale, as the course's feature pipeline makes them."""
     from benchmarks.multiscale_vs_single import make_frames
 
-    _, frames = make_frames(days=2, scales=tuple(DEFAULT_LOOKBACKS))  # only the columns matter
+    _, frames = make_frames(days=2, scales=tuple(COURSE.lookbacks))  # only the columns matter
     return {scale: frame.shape[1] for scale, frame in frames.items()}
 
 
-def make_inputs(n_rows: int, seed: int = 0, lookbacks: Mapping[str, int] = DEFAULT_LOOKBACKS):
+def make_inputs(n_rows: int, seed: int = 0, lookbacks: Mapping[str, int] = COURSE.lookbacks):
     """The default network (seeded) and a dataset of ``n_rows`` noise windows of its shapes."""
-    from msa_lib.model import MultiScaleAttentionNet, config_from_windows
-    from msa_lib.train import WindowDataset
+    from msa_lib.model import MultiScaleAttentionNet
+    from msa_lib.prepare import WindowDataset
 
     rng = np.random.default_rng(seed)
     features = n_features()
@@ -67,7 +68,7 @@ def make_inputs(n_rows: int, seed: int = 0, lookbacks: Mapping[str, int] = DEFAU
     }
     returns = rng.standard_normal((n_rows, len(HORIZONS)), dtype=np.float32)
     torch.manual_seed(seed)
-    model = MultiScaleAttentionNet(config_from_windows(windows, horizons=HORIZONS))
+    model = MultiScaleAttentionNet(COURSE.model_config(windows))
     return model, WindowDataset(windows, returns, horizons=list(HORIZONS))
 
 
