@@ -10,7 +10,7 @@ data        validation, close-labelled resampling, features, windows
 prepare     from an experiment's bars to scaled train/val/test tensors
 decompose   wavelets and VMD, full-series and causal (past-only)
 model       scale encoders, cross-scale attention, fusion, networks
-baselines   the rivals: naive rules (zero return, last sign, majority class)
+baselines   the rivals: naive rules and the trained LSTM, single-scale and linear models
 train       the loss, the training loop, early stopping, prediction
 checkpoints one file format for trained weights: save and load
 cache       train a network once, reload it while nothing changed
