@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tiny_models import make_config, make_windows
 
 from msa_lib import evaluate as ev
 from msa_lib.baselines import (
@@ -19,7 +20,7 @@ from msa_lib.baselines import (
 )
 from msa_lib.checkpoints import load_checkpoint, save_checkpoint
 from msa_lib.data import make_targets
-from msa_lib.model import ForecastHeads, ModelConfig, ScaleConfig, build_model
+from msa_lib.model import ForecastHeads, build_model
 
 START = pd.Timestamp("2024-03-01 00:01", tz="UTC")
 
@@ -149,20 +150,7 @@ def test_naive_predictions_in_a_results_table() -> None:
 # --- trained rivals -----------------------------------------------------------------------------
 torch.set_num_threads(1)
 
-SCALES = (ScaleConfig("1min", 3, 7), ScaleConfig("5min", 4, 13), ScaleConfig("1d", 2, 1))
 KINDS = {"lstm": LSTMBaseline, "single_scale": SingleScaleTransformer, "linear": LinearBaseline}
-
-
-def make_config(**options) -> ModelConfig:
-    options.setdefault("d_model", 16)
-    options.setdefault("dropout", 0.0)
-    options.setdefault("horizons", ("15min", "1h"))
-    return ModelConfig(scales=SCALES, **options)
-
-
-def make_windows(config: ModelConfig, batch: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {s.name: torch.randn(batch, s.lookback, s.n_features, generator=g) for s in config.scales}
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -225,5 +213,5 @@ def test_linear_baseline_needs_whole_windows_and_names_the_scale():
     w = make_windows(cfg)
     with pytest.raises(ValueError, match=r"windows\['5min'\] has 12 rows, needs exactly 13"):
         net({**w, "5min": w["5min"][:, 1:]})
-    with pytest.raises(KeyError, match="1d"):
-        net({k: v for k, v in w.items() if k != "1d"})
+    with pytest.raises(KeyError, match="1D"):
+        net({k: v for k, v in w.items() if k != "1D"})

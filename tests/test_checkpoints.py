@@ -8,23 +8,11 @@ import torch
 from torch import nn
 
 from msa_lib.checkpoints import load_checkpoint, save_checkpoint
-from msa_lib.model import MODEL_KINDS, ModelConfig, MultiScaleAttentionNet, ScaleConfig, build_model
+from msa_lib.model import MODEL_KINDS, MultiScaleAttentionNet, build_model
+from tests.tiny_models import make_config, make_windows  # noqa: E402
 
 torch.set_num_threads(1)
 
-SCALES = (ScaleConfig("1min", 3, 7), ScaleConfig("5min", 4, 13), ScaleConfig("1D", 2, 1))
-
-
-def make_config(**options) -> ModelConfig:
-    options.setdefault("d_model", 16)
-    options.setdefault("dropout", 0.0)
-    options.setdefault("horizons", ("15min", "1h"))
-    return ModelConfig(scales=SCALES, **options)
-
-
-def make_windows(config: ModelConfig, batch: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {s.name: torch.randn(batch, s.lookback, s.n_features, generator=g) for s in config.scales}
 
 
 @pytest.mark.parametrize("kind", sorted(MODEL_KINDS))

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from tiny_models import ODD, make_config, make_windows
 
 from msa_lib.model import (
     MODEL_KINDS,
@@ -32,20 +33,6 @@ from msa_lib.model import (
 
 torch.set_num_threads(1)
 
-# Odd, unequal lengths (one of them a single bar) and different feature counts per scale.
-ODD = (ScaleConfig("1min", 3, 7), ScaleConfig("5min", 4, 13), ScaleConfig("1D", 2, 1))
-
-
-def make_config(**options) -> ModelConfig:
-    options.setdefault("d_model", 16)
-    options.setdefault("dropout", 0.0)
-    options.setdefault("horizons", ("15min", "1h"))
-    return ModelConfig(scales=ODD, **options)
-
-
-def make_windows(config: ModelConfig, batch: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {s.name: torch.randn(batch, s.lookback, s.n_features, generator=g) for s in config.scales}
 
 
 def random_masks(lengths, batch: int, seed: int = 1) -> list[torch.Tensor]:

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from msa_lib.experiment import COURSE, ScaleSpec
+from msa_lib.model import ModelConfig, ScaleConfig
 from msa_lib.prepare import WindowDataset
 
 
@@ -44,3 +45,22 @@ ES = COURSE.replace(
                                                             rsi_window=3)),
               "horizons": ("15min", "30min")},
 )
+
+
+# --- small networks for the model tests ----------------------------------------------------------
+#: Odd, unequal lengths (one of them a single bar) and different feature counts per scale.
+ODD = (ScaleConfig("1min", 3, 7), ScaleConfig("5min", 4, 13), ScaleConfig("1D", 2, 1))
+
+
+def make_config(**options) -> ModelConfig:
+    """A small :class:`ModelConfig` over :data:`ODD` (no dropout unless asked for)."""
+    options.setdefault("d_model", 16)
+    options.setdefault("dropout", 0.0)
+    options.setdefault("horizons", ("15min", "1h"))
+    return ModelConfig(scales=ODD, **options)
+
+
+def make_windows(config: ModelConfig, batch: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Standard-normal windows of ``config``'s shapes, ``[batch, L_s, F_s]`` per scale."""
+    g = torch.Generator().manual_seed(seed)
+    return {s.name: torch.randn(batch, s.lookback, s.n_features, generator=g) for s in config.scales}
