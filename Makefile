@@ -48,12 +48,19 @@ book: $(STAMP)
 # Trained networks are cached in _build/cache (keyed by data, settings and msa_lib's source), so
 # chapters after the training chapter, and later passes, reuse what the first pass trained.
 NBVAL := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=600
+# Steps 3 and 4 only read the network cache that step 2 filled, so they run side by side (one core
+# each; every chapter trains on one thread); the student run's log is printed when both are done.
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not book" tests
 	$(BIN)/python -m pytest $(NBVAL) $(NOTEBOOKS)
 	$(MAKE) --no-print-directory student
-	cd _build/student && ../../$(BIN)/python -m pytest $(NBVAL) [0-9][0-9]_*.ipynb
-	$(MAKE) --no-print-directory book
+	( cd _build/student && ../../$(BIN)/python -m pytest $(NBVAL) [0-9][0-9]_*.ipynb ) \
+	  > _build/student-nbval.log 2>&1 & student=$$!; \
+	if $(MAKE) --no-print-directory book; then book=0; else book=1; fi; \
+	if wait $$student; then students=0; else students=1; fi; \
+	echo "--- nbval on the student copies (_build/student-nbval.log):"; cat _build/student-nbval.log; \
+	[ $$book -eq 0 ] || { echo "make book failed"; exit 1; }; \
+	[ $$students -eq 0 ] || { echo "the student copies failed under nbval"; exit 1; }
 	$(BIN)/python -m pytest -m book tests
 
 unit: $(STAMP)
