@@ -46,7 +46,7 @@ import torch
 import yaml
 
 from msa_lib import __version__, evaluate, seed_everything
-from msa_lib.backtest import SizingRule, buy_and_hold_positions, run_backtest
+from msa_lib.backtest import buy_and_hold_positions, run_backtest
 from msa_lib.bars_io import bar_spacing, read_bars, write_bars
 from msa_lib.baselines import last_sign_score, majority_class_score
 from msa_lib.checkpoints import load_checkpoint, save_checkpoint
@@ -399,8 +399,7 @@ def cmd_backtest(args: argparse.Namespace, config: Experiment) -> int:
     end_pos = close.index.searchsorted(decisions[-1] + every, side="right") - 1
     end = close.index[end_pos]
     prob = frame.loc[decisions, f"prob_up_{horizon}"]
-    rule = SizingRule(method=b.method, threshold=b.threshold, allow_short=b.allow_short,
-                      max_position=b.max_position, kelly_fraction=b.kelly_fraction)
+    rule = b.sizing_rule()
     common = {"cost_bps": b.cost_bps, "delay": b.delay, "end": end}
     results = {f"model ({horizon}, {b.method})": run_backtest(prob, close, sizing=rule, **common)}
     last_sign = last_sign_score(bars, decisions, [horizon])[:, 0]  # [N], +1 / -1 / 0

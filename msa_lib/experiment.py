@@ -41,6 +41,7 @@ from typing import Any, Literal
 import pandas as pd
 import yaml
 
+from msa_lib.backtest import SizingRule
 from msa_lib.data import as_timedelta
 from msa_lib.model import ModelConfig, config_from_windows
 
@@ -603,11 +604,16 @@ class BacktestSection(_Section):
     cost_bps: float = 1.0
     delay: int = 0
 
+    def sizing_rule(self) -> SizingRule:
+        """The position-sizing rule these settings describe (validated by :class:`SizingRule`)."""
+        return SizingRule(method=self.method, threshold=self.threshold, allow_short=self.allow_short,
+                          max_position=self.max_position, kelly_fraction=self.kelly_fraction)
+
     def _check(self) -> None:
-        if not 0.5 <= self.threshold <= 1:
-            raise ConfigError(f"threshold: must be in [0.5, 1], got {self.threshold}")
-        if self.max_position <= 0 or not 0 < self.kelly_fraction <= 1:
-            raise ConfigError("max_position/kelly_fraction: need > 0 and in (0, 1]")
+        try:
+            self.sizing_rule()  # one validator for sizing: the backtest's own
+        except ValueError as err:
+            raise ConfigError(str(err).removeprefix("SizingRule.").replace(" must ", ": must ", 1)) from None
         if self.cost_bps < 0 or self.delay < 0:
             raise ConfigError("cost_bps/delay: must be >= 0")
 

@@ -147,3 +147,20 @@ def test_chapters_state_only_what_they_change(chapter) -> None:
     assert "fit_experiment(EXPERIMENT" in text
     if chapter != "08_case_study":  # 08 prepares walk-forward folds itself
         assert "prepare_experiment(EXPERIMENT" in text
+
+
+@pytest.mark.parametrize("bad, key", [({"threshold": 0.4}, "backtest.threshold: must lie in [0.5, 1]"),
+                                      ({"kelly_fraction": 0.0}, "backtest.kelly_fraction: must lie"),
+                                      ({"max_position": -1.0}, "backtest.max_position: must be"),
+                                      ({"cost_bps": -1.0}, "cost_bps/delay")])
+def test_backtest_settings_are_checked_by_the_backtests_own_sizing_rule(bad, key):
+    with pytest.raises(ConfigError) as caught:
+        COURSE.replace(backtest=bad)
+    assert key in str(caught.value)
+
+
+def test_backtest_section_builds_the_sizing_rule_it_describes():
+    from msa_lib.backtest import SizingRule
+
+    section = COURSE.replace(backtest={"method": "kelly", "threshold": 0.6}).backtest
+    assert section.sizing_rule() == SizingRule(method="kelly", threshold=0.6)
