@@ -21,7 +21,6 @@ vmd_memory                ``decompose.vmd`` / ``vmdpy.VMD``, peak memory        
 multiscale_vs_single      default net / single scale, 1,440 tokens, training samples/s   >= 10x
 default_network           training and inference samples/s                               none
 train_utilization         training FLOP/s of the default net / float32 matmul peak       >= 0.2
-notebooks                 execution time of each chapter in the last book build          none
 notebooks_cold            each chapter from an empty network cache / 90 s budget         >= 1
 ========================  ===========================================================  ========
 """
@@ -34,7 +33,6 @@ BENCHMARKS: tuple[str, ...] = (
     "multiscale_vs_single",
     "default_network",
     "train_utilization",
-    "notebooks",
     "notebooks_cold",
 )
 """Module names, in the order ``python -m benchmarks`` runs them."""

@@ -30,7 +30,6 @@ from benchmarks import (  # noqa: E402
     vmd_memory,
     windows,
 )
-from benchmarks import notebooks as notebooks_bench  # noqa: E402
 from benchmarks.common import Result, median_seconds  # noqa: E402
 
 
@@ -281,35 +280,8 @@ def test_train_utilization_quick_run_reports_a_share_of_the_peak():
 
 
 # --------------------------------------------------------------------------------------------------
-# notebook execution times, results, the runner
+# results, the runner
 # --------------------------------------------------------------------------------------------------
-EXEC_TABLE = """<html><body><table class="table">
-<thead><tr><th><p>Document</p></th><th><p>Modified</p></th><th><p>Method</p></th>
-<th><p>Run Time (s)</p></th><th><p>Status</p></th></tr></thead>
-<tbody>
-<tr><td><p><a href="x.html"><span>notebooks/00_getting_started</span></a></p></td>
-<td><p>2026-01-01 10:00</p></td><td><p>force</p></td><td><p>4.63</p></td><td><p>ok</p></td></tr>
-<tr><td><p>notebooks/05_training</p></td><td><p>2026-01-01 10:01</p></td><td><p>force</p></td>
-<td><p>-</p></td><td><p>failed</p></td></tr>
-</tbody></table></body></html>"""
-
-
-def test_exec_table_is_read_back(tmp_path):
-    rows = notebooks_bench.parse_exec_table(EXEC_TABLE)
-    assert [r["document"] for r in rows] == ["notebooks/00_getting_started", "notebooks/05_training"]
-    assert rows[0]["seconds"] == pytest.approx(4.63) and rows[1]["seconds"] is None
-    page = tmp_path / "html" / "book" / "setup.html"
-    page.parent.mkdir(parents=True)
-    page.write_text(EXEC_TABLE, encoding="utf-8")
-    result = notebooks_bench.run(build_dir=tmp_path)
-    assert "00_getting_started 4.6 s" in result.details and result.passed is None
-
-
-def test_no_build_means_book_not_built(tmp_path):
-    result = notebooks_bench.run(build_dir=tmp_path)
-    assert "book not built" in result.details
-
-
 def test_result_line_and_verdict():
     good = Result("x", ratio=12.0, target=10.0, agreement="exact", details="d")
     slow = Result("x", ratio=9.9, target=10.0, agreement="exact", details="d")
