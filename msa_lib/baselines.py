@@ -354,3 +354,169 @@ class LinearBaseline(nn.Module):
         if return_details:
             out["fused"] = z
         return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The hand-made interaction feature (presumes knowing how the synthetic market was built)
+# --------------------------------------------------------------------------------------------------
+def interaction_features(
+    bars: pd.DataFrame,
+    times: Any,
+    horizons: Sequence[int | str],
+    *,
+    delay: int | str = "30min",
+    state_days: int = 5,
+    burst_ratio: float = 25.0,
+    volume_window: int = 60,
+) -> pd.DataFrame:
+    """The planted signal of :func:`msa_lib.datasets.simulate_market`, rebuilt by hand from bars.
+
+    A feature nobody could write without knowing the market's recipe, which is the point: it shows
+    how much of the oracle's edge a simple model gets *when told* the structure, beside the network
+    that had to find it. For each decision time ``t`` and horizon ``h``:
+
+    ``f_h(t) = sum over bursts b with t - delay < b <= t - delay + min(h, delay)`` of
+    ``state(day of b) * sign(return of bar b)``,
+
+    the jumps announced by bursts whose jump lands in ``(t, t + h]``. A *burst* is a 1-minute bar
+    whose volume exceeds ``burst_ratio`` times the median volume of the ``volume_window`` bars
+    before it; the *state* of a day is the sign of the log return over the ``state_days`` daily
+    bars ending with the close of the day before yesterday. Only bars stamped at or before ``t``
+    are read.
+
+    Parameters
+    ----------
+    bars : pandas.DataFrame
+        Valid 1-minute OHLCV bars labelled by close time.
+    times : DatetimeIndex
+        Decision times (bar times).
+    horizons : sequence of int or str
+        Forecast horizons (minutes or strings such as ``"15min"``).
+    delay, state_days, burst_ratio, volume_window
+        The recipe's constants (the market's defaults).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``[len(times), len(horizons)]``, columns named by :func:`msa_lib.data.horizon_label`.
+    """
+    validate_ohlcv(bars, name="bars")
+    step = bars.index[1:] - bars.index[:-1]
+    if len(bars) < 2 or (step != pd.Timedelta("1min")).any():
+        raise ValueError("interaction_features: bars must be consecutive 1-minute bars")
+    times = _decision_times(times)
+    pos = bars.index.get_indexer(times)
+    if (pos < 0).any():
+        raise ValueError(f"interaction_features: decision time {times[np.flatnonzero(pos < 0)[0]]} is not a bar time")
+    lag = int(as_timedelta(delay) / pd.Timedelta("1min"))
+    if lag < 1:
+        raise ValueError(f"interaction_features: delay must be at least one minute, got {delay!r}")
+    volume = bars["volume"]
+    typical = volume.shift(1).rolling(volume_window).median()
+    burst = (volume > burst_ratio * typical).to_numpy()  # [n], False in the warm-up
+    log_close = np.log(bars["close"].to_numpy())
+    direction = np.sign(log_close - np.log(bars["open"].to_numpy()))  # [n]
+    # daily closes (midnight UTC) and each day's state, from the days before yesterday
+    daily = bars["close"].resample("1D", label="right", closed="right").last().dropna()
+    daily_log = np.log(daily)  # labelled by close time: day D's close is labelled D + 1 day
+    # the state of day D: closes of days D-2 and D-2-state_days, labelled D-1 and D-1-state_days
+    state = np.sign(daily_log.shift(1) - daily_log.shift(1 + state_days))  # indexed by D
+    minute_day = (bars.index - pd.Timedelta("1min")).floor("D")  # the UTC day of each bar
+    bar_state = state.reindex(minute_day).to_numpy()  # NaN where the history is too short
+    vote = np.where(burst, direction * np.nan_to_num(bar_state), 0.0)  # [n]
+    csum = np.concatenate([[0.0], np.cumsum(vote)])
+    out = {}
+    for h in horizons:
+        k = min(int(as_timedelta(h) / pd.Timedelta("1min")), lag)
+        lo = np.clip(pos - lag + 1, 0, None)  # bursts b in (t - lag, t - lag + k]
+        hi = np.clip(pos - lag + k + 1, 0, None)
+        out[horizon_label(h)] = csum[hi] - csum[lo]
+    return pd.DataFrame(out, index=times)
+
+
+# --------------------------------------------------------------------------------------------------
+# The line-up: every contender of the comparison, defined once for chapter 06 and `make evidence`
+# --------------------------------------------------------------------------------------------------
+def contenders(base: ModelConfig) -> dict[str, dict[str, tuple[str, ModelConfig]]]:
+    """The trained networks of the comparison, grouped: ``{group: {label: (kind, config)}}``.
+
+    Groups: ``"network"`` (the multi-scale network), ``"single_scale"`` (one Transformer per
+    scale, each reading the network's own window of that scale), ``"rivals"`` (LSTM over all
+    scales, N-HiTS- and PatchTST-style models) and ``"ablations"`` (the network without its finest
+    scale, without its coarsest, and without cross-scale attention).
+
+    Parameters
+    ----------
+    base : ModelConfig
+        The network's configuration (scales finest first).
+    """
+    names = base.scale_names
+    finest, coarsest = names[0], names[-1]
+
+    def without(scale: str) -> ModelConfig:
+        return base.replace(scales=tuple(c for c in base.scales if c.name != scale))
+
+    return {
+        "network": {"multi-scale net": ("multiscale", base)},
+        "single_scale": {f"Transformer {s} only": ("single_scale", base.replace(single_scale=s))
+                         for s in names},
+        "rivals": {"LSTM": ("lstm", base), "N-HiTS-style": ("nhits", base),
+                   "PatchTST-style": ("patchtst", base)},
+        "ablations": {f"without {finest}": ("multiscale", without(finest)),
+                      f"without {coarsest}": ("multiscale", without(coarsest)),
+                      "without cross-attention": ("multiscale", base.replace(cross_attention=False))},
+    }
+
+
+#: Labels of the non-neural rivals (:func:`non_neural_rivals`).
+NON_NEURAL = ("logistic on lags", "logistic on interaction", "LightGBM")
+
+
+def roles(scale_names: Sequence[str]) -> dict[str, Any]:
+    """Which label plays which part in the course's claims (the ``roles`` of ``evidence/results.json``)."""
+    return {
+        "network": "multi-scale net",
+        "oracle": "oracle",
+        "majority": "majority class",
+        "single_scale": [f"Transformer {s} only" for s in scale_names],
+        "naive": ["last sign", "majority class"],
+        "rivals": ["LSTM", "N-HiTS-style", "PatchTST-style", *NON_NEURAL],
+    }
+
+
+def non_neural_rivals(experiment: Any, data: Any, bars: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
+    """Fit the non-neural rivals on ``data``'s training block, tuned on its validation block.
+
+    * *logistic on lags*: the one-bar log returns of every row of every scale's window;
+    * *logistic on interaction*: :func:`interaction_features` (one number per horizon), the
+      planted recipe written by hand;
+    * *LightGBM*: every window of every scale, flattened (what the linear model reads).
+
+    Returns
+    -------
+    dict
+        label -> ``{"direction_prob": [N_test, H]}`` on the test block.
+    """
+
+    horizons = list(experiment.horizons)
+    up = {part: getattr(data, part).up.numpy() for part in ("train", "val", "test")}
+    out: dict[str, dict[str, np.ndarray]] = {}
+
+    lags = {part: lag_features(getattr(data, part).windows) for part in ("train", "val", "test")}
+    fit = fit_logistic(lags["train"], up["train"], lags["val"], up["val"])
+    out["logistic on lags"] = fit.predict(lags["test"])
+
+    feats = {part: interaction_features(bars, data.times[part], horizons).to_numpy()
+             for part in ("train", "val", "test")}
+    # one feature per horizon: each horizon's regression reads its own column
+    probs = []
+    for j in range(len(horizons)):
+        fit_h = fit_logistic(feats["train"][:, [j]], up["train"][:, [j]], feats["val"][:, [j]],
+                             up["val"][:, [j]])
+        probs.append(fit_h.predict(feats["test"][:, [j]])["direction_prob"][:, 0])
+    out["logistic on interaction"] = {"direction_prob": np.stack(probs, axis=1)}
+
+    flat = {part: flat_windows(getattr(data, part).windows) for part in ("train", "val", "test")}
+    fit = fit_lightgbm(flat["train"], up["train"], flat["val"], up["val"], seed=experiment.seed)
+    out["LightGBM"] = fit.predict(flat["test"])
+    return out

@@ -40,13 +40,12 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
-from collections import deque
 from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter, lfiltic
+from scipy.signal import lfilter
 
 from msa_lib.bybit import fetch_bybit_klines
 from msa_lib.data import OHLCV_COLUMNS, as_timedelta, decision_times, horizon_label, validate_ohlcv
@@ -73,16 +72,21 @@ class MarketParams:
     Attributes
     ----------
     signal_strength : float
-        ``beta(+1)``, the continuation strength after a rising stretch, in ``[0, 1)``; 0 plants no
-        signal. The default gives an oracle direction accuracy of about 64% at a 1-hour horizon.
-    reversal_ratio : float
-        ``beta(-1) / beta(+1)``: how much stronger the reversal after a falling stretch is.
-    momentum_minutes : int
-        Length ``L`` of the momentum average (minutes).
-    trend_days : int
-        The trend state is the sign of the return over this many daily bars.
-    trend_drift : float
-        Daily log drift in the direction of the trend state (``mu * 1440``).
+        Size of every planted jump, in units of ``minute_vol`` (0 plants no signal). The default
+        gives the oracle a direction accuracy of roughly 60-70% at the course's horizons.
+    event_rate : float
+        Probability that a minute is a volume burst (an *event*), in ``(0, 0.5]``.
+    event_volume : float
+        Volume of a burst bar, as a multiple of what the bar would otherwise trade.
+    spike_size : float
+        The burst's spike, in units of that minute's noise scale; the next minute undoes the burst
+        bar's whole move, so coarser bars barely show it.
+    reaction_delay : int
+        Minutes from a burst to its jump (the finest scale's lookback in the course: a 1-minute
+        window of that length never holds both a burst and its jump).
+    state_days : int
+        The slow state is the sign of the return over this many daily bars, ending with the close
+        of the day before yesterday.
     minute_vol : float
         Typical standard deviation of a one-minute log return.
     season_amplitude : float
@@ -106,14 +110,15 @@ class MarketParams:
     start_price : float
         Price at the start of the first bar.
     burn_in_days : int
-        Days simulated and thrown away before the start (so states have history on day 1).
+        Days simulated and thrown away before the start (so the state has history on day 1).
     """
 
-    signal_strength: float = 0.62
-    reversal_ratio: float = 2.8
-    momentum_minutes: int = 30
-    trend_days: int = 2
-    trend_drift: float = 0.002
+    signal_strength: float = 8.0
+    event_rate: float = 0.1
+    event_volume: float = 20.0
+    spike_size: float = 4.0
+    reaction_delay: int = 30
+    state_days: int = 5
     minute_vol: float = 6e-4
     season_amplitude: float = 0.4
     season_peak_hour: float = 14.0
@@ -127,16 +132,14 @@ class MarketParams:
     start_price: float = 100.0
     burn_in_days: int = 10
 
-    def beta(self, trend: float) -> float:
-        """Strength of the momentum effect in trend state ``trend`` (+1: continuation, -1: reversal)."""
-        return self.signal_strength if trend > 0 else self.signal_strength * self.reversal_ratio
-
     def __post_init__(self) -> None:
         checks = [
-            (0 <= self.signal_strength < 1, "signal_strength must be in [0, 1)"),
-            (self.reversal_ratio >= 0, "reversal_ratio must be >= 0"),
-            (self.momentum_minutes >= 1, "momentum_minutes must be >= 1"),
-            (self.trend_days >= 1, "trend_days must be >= 1"),
+            (self.signal_strength >= 0, "signal_strength must be >= 0"),
+            (0 < self.event_rate <= 0.5, "event_rate must be in (0, 0.5]"),
+            (self.event_volume >= 1, "event_volume must be >= 1"),
+            (self.spike_size >= 0, "spike_size must be >= 0"),
+            (1 <= self.reaction_delay < MINUTES_PER_DAY, "reaction_delay must be in [1, 1440)"),
+            (self.state_days >= 1, "state_days must be >= 1"),
             (self.minute_vol > 0, "minute_vol must be > 0"),
             (0 <= self.season_amplitude < 1, "season_amplitude must be in [0, 1)"),
             (self.vol_half_life_minutes > 0, "vol_half_life_minutes must be > 0"),
@@ -147,18 +150,16 @@ class MarketParams:
             (self.volume_noise >= 0, "volume_noise must be >= 0"),
             (self.substeps >= 1, "substeps must be >= 1"),
             (self.start_price > 0, "start_price must be > 0"),
-            (self.burn_in_days >= self.trend_days + 2, "burn_in_days must be >= trend_days + 2"),
+            (self.burn_in_days >= self.state_days + 2, "burn_in_days must be >= state_days + 2"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"MarketParams: {message}")
-        for trend in (1.0, -1.0):  # the momentum recursion must not explode
-            coeffs = [1.0] + [-trend * self.beta(trend) / self.momentum_minutes] * self.momentum_minutes
-            if np.abs(np.roots(coeffs)).max() >= 1:
-                raise ValueError(
-                    f"MarketParams: signal_strength={self.signal_strength} with reversal_ratio="
-                    f"{self.reversal_ratio} makes the trend-state {trend:+.0f} recursion unstable"
-                )
+
+    @property
+    def jump_size(self) -> float:
+        """Absolute size of every planted jump, in log-return units."""
+        return self.signal_strength * self.minute_vol
 
 
 class SyntheticMarket:
@@ -170,28 +171,19 @@ class SyntheticMarket:
         1-minute bars, index ``time`` (UTC, bar close time), columns
         ``open, high, low, close, volume`` (float64).
     truth : pandas.DataFrame
-        On the bar index: ``trend`` (the state ``s`` in force for this bar, +1/-1), ``momentum``
-        (mean of the last ``L`` drift-free minute returns ``y`` up to and including this bar),
-        ``sigma``
-        (noise scale of this bar's return), ``season`` (intraday factor), ``drift`` (planted mean of
-        this bar's log return given everything before it) and ``log_return``.
+        On the bar index: ``state`` (the slow state ``s`` of this bar's day, +1/-1), ``event``
+        (this bar is a volume burst), ``event_sign`` (the sign ``e`` of a burst bar's return, 0
+        elsewhere), ``jump`` (the planted jump that lands in this bar, 0 in most bars), ``sigma``
+        (noise scale of this bar), ``season`` (intraday factor) and ``log_return``.
     params : MarketParams
     seed : int
     """
 
-    def __init__(
-        self,
-        bars: pd.DataFrame,
-        truth: pd.DataFrame,
-        params: MarketParams,
-        seed: int,
-        past_returns: np.ndarray,
-    ) -> None:
+    def __init__(self, bars: pd.DataFrame, truth: pd.DataFrame, params: MarketParams, seed: int) -> None:
         self.bars = bars
         self.truth = truth
         self.params = params
         self.seed = seed
-        self._past = past_returns  # the L drift-free minute returns y before the first bar
 
     def __repr__(self) -> str:
         return (
@@ -202,27 +194,22 @@ class SyntheticMarket:
 
     def _minutes(self, horizon: int | str) -> int:
         minutes = as_timedelta(horizon) / pd.Timedelta(minutes=1)
-        if minutes != int(minutes):
-            raise ValueError(f"horizon {horizon!r} is not a whole number of minutes")
-        if minutes > MINUTES_PER_DAY:
-            raise ValueError(
-                f"horizon {horizon!r} is longer than one day: the trend state two days ahead "
-                "is not known yet, so the oracle would not be exact"
-            )
+        if minutes != int(minutes) or minutes < 1:
+            raise ValueError(f"horizon {horizon!r} is not a positive whole number of minutes")
         return int(minutes)
 
     def expected_return(self, horizon: int | str) -> pd.Series:
         """The oracle: planted conditional mean of the forward log return over ``horizon``.
 
-        At bar time ``t`` (the close of minute ``u``), returns
-        ``E[log C_{t+H} - log C_t | everything observable at t]``, exactly: the trend states
-        needed are known a day ahead, and given them the return recursion is linear, so the mean
-        is the recursion run forward with future noise set to zero.
+        At bar time ``t`` returns ``E[log C_{t+H} - log C_t | everything observable at t]``,
+        exactly: the sum of the jumps already announced (by bursts at or before ``t``) that land
+        in ``(t, t + H]``. Everything else has mean zero: the noise, the moves of future bursts,
+        and the jumps those bursts will announce (their sign ``s * e`` is a coin flip at ``t``).
 
         Parameters
         ----------
         horizon : int or str
-            Minutes (int) or a string such as ``"15min"``, ``"1h"``; at most one day.
+            Minutes (int) or a string such as ``"15min"``, ``"1h"``.
 
         Returns
         -------
@@ -230,29 +217,15 @@ class SyntheticMarket:
             On ``bars.index``; NaN where ``t + horizon`` is past the last bar.
         """
         steps = self._minutes(horizon)
-        p = self.params
-        lag = p.momentum_minutes
-        mu = p.trend_drift / MINUTES_PER_DAY
-        s = self.truth["trend"].to_numpy().astype("float64")  # [n]
-        slope = s * np.where(s > 0, p.beta(1.0), p.beta(-1.0)) / lag  # s * beta_s / L, [n]
-        y = self.truth["log_return"].to_numpy() - s * mu  # drift-free returns, [n]
-        n = len(y)
-        known = np.concatenate([self._past, y])  # known[u + lag] == y[u]
-        window = self.truth["momentum"].to_numpy() * lag  # sum of the last L y's, per anchor u
-        total = np.zeros(n)
-        recent: deque[np.ndarray] = deque(maxlen=lag)  # expected y of the last L steps
-        for j in range(1, steps + 1):
-            # state of minute u + j (known a day ahead); NaN once u + j runs past the data
-            s_next = np.full(n, np.nan)
-            s_next[: n - j] = s[j:]
-            slope_next = np.full(n, np.nan)
-            slope_next[: n - j] = slope[j:]
-            expected_y = slope_next * window  # E[y_{u+j} | info at u], [n]
-            total += expected_y + s_next * mu
-            # the y leaving the window: known if it is at or before u, else its expectation
-            leaving = known[j : j + n] if j <= lag else recent[0]
-            window = window + expected_y - leaving
-            recent.append(expected_y)
+        known = min(steps, self.params.reaction_delay)  # jumps announced by bursts at or before t
+        jump = self.truth["jump"].to_numpy()
+        n = len(jump)
+        csum = np.concatenate([[0.0], np.cumsum(jump)])
+        idx = np.arange(n)
+        total = csum[np.minimum(idx + 1 + known, n)] - csum[idx + 1]
+        # a burst at t is undone at t + 1 minute: known at t, inside every horizon
+        total[:-1] += self.truth["reversal"].to_numpy()[1:]
+        total[n - steps :] = np.nan
         return pd.Series(total, index=self.bars.index, name=f"expected_{horizon_label(horizon)}")
 
     def forward_return(self, horizon: int | str) -> pd.Series:
@@ -270,12 +243,16 @@ class SyntheticMarket:
         *,
         every: int | str = "5min",
     ) -> float:
-        """Share of decision times where the oracle's sign equals the realised return's sign.
+        """Share of decision times where the oracle calls the realised direction.
+
+        The oracle says "up" when its expected return is above zero and "not up" otherwise (the
+        convention of :func:`msa_lib.evaluate.direction_accuracy`), so a decision with nothing
+        announced is a coin flip for it too.
 
         Parameters
         ----------
         horizon : int or str
-            Forecast horizon (at most one day).
+            Forecast horizon.
         times : pandas.DatetimeIndex, optional
             Decision times (bar times). By default every bar time on a multiple of ``every``.
         every : int or str, default "5min"
@@ -293,7 +270,7 @@ class SyntheticMarket:
         ok = expected.notna() & realised.notna()
         if not ok.any():
             raise ValueError(f"no decision time has a full {horizon!r} horizon inside the data")
-        return float((np.sign(expected[ok]) == np.sign(realised[ok])).mean())
+        return float(((expected[ok] > 0) == (realised[ok] > 0)).mean())
 
 
 def simulate_market(
@@ -318,7 +295,7 @@ def simulate_market(
     start : str or pandas.Timestamp, default "2024-01-01"
         Midnight (UTC) at which the first bar opens; its label (close time) is one minute later.
     signal_strength : float, optional
-        Shortcut for ``params.signal_strength`` (``beta(+1)`` of the model), in ``[0, 1)``.
+        Shortcut for ``params.signal_strength`` (the jump size in units of ``minute_vol``).
     params : MarketParams, optional
         All other settings (defaults: :class:`MarketParams()`).
 
@@ -340,7 +317,7 @@ def simulate_market(
     rng = np.random.default_rng(seed)
     n_days = days + p.burn_in_days
     n = n_days * MINUTES_PER_DAY
-    lag = p.momentum_minutes
+    delay = p.reaction_delay
 
     # intraday season (same for every day), by the middle of each minute
     hour = (np.arange(MINUTES_PER_DAY) + 0.5) / 60.0
@@ -358,41 +335,49 @@ def simulate_market(
     eps = rng.standard_t(p.tail_dof, size=n) / np.sqrt(p.tail_dof / (p.tail_dof - 2))
     noise = sigma * eps  # [n]
 
-    mu = p.trend_drift / MINUTES_PER_DAY
-    y = np.empty(n)  # drift-free returns: y_u = s * beta_s * mean(y_{u-L..u-1}) + noise_u
-    trend_by_day = np.empty(n_days)
+    # bursts: a minute may burst unless the minute before burst (its reversal minute) or a jump
+    # lands in it (a burst D minutes earlier); then the burst bar's sign is its own coin flip,
+    # never something announced earlier. Walk forward, dropping candidates that break the rule.
+    candidate = np.flatnonzero(rng.random(n) < p.event_rate)
+    event = np.zeros(n, dtype=bool)
+    for u in candidate:
+        event[u] = u + 1 < n and not (u >= 1 and event[u - 1]) and not (u >= delay and event[u - delay])
+    bursts_all = np.flatnonzero(event)
+    spike_sign = rng.choice([-1.0, 1.0], size=len(bursts_all))
+    r = noise.copy()
+    r[bursts_all] += spike_sign * p.spike_size * sigma[bursts_all]  # the burst: a spike
+    reversal = np.zeros(n)
+    reversal[bursts_all + 1] = -r[bursts_all]  # undone in full the next minute
+    r += reversal
+    event_sign = np.zeros(n, dtype=np.int8)
+    event_sign[bursts_all] = np.where(r[bursts_all] >= 0, 1, -1)  # the burst bar's direction e
+
+    # the slow state of each day and the jumps, day by day: the state of day d needs the closes of
+    # days d-2-state_days and d-2, which include the jumps landing in them
+    jump = np.zeros(n)
+    state_by_day = np.empty(n_days)
     day_close = np.empty(n_days)  # cumulative log return at each day's close
-    log_level = 0.0
+    level = 0.0
     for d in range(n_days):
-        if d >= p.trend_days + 2:
-            move = day_close[d - 2] - day_close[d - 2 - p.trend_days]
-            s = 1.0 if move >= 0 else -1.0
+        if d >= p.state_days + 2:
+            s = 1.0 if day_close[d - 2] - day_close[d - 2 - p.state_days] >= 0 else -1.0
         else:  # burn-in days without enough history: a coin flip
             s = float(rng.choice([-1.0, 1.0]))
-        trend_by_day[d] = s
-        a = [1.0] + [-s * p.beta(s) / lag] * lag  # y_u - (s beta / L) sum y_{u-i} = noise_u
+        state_by_day[d] = s
         lo, hi = d * MINUTES_PER_DAY, (d + 1) * MINUTES_PER_DAY
-        past = y[max(lo - lag, 0) : lo][::-1]  # most recent first
-        past = np.pad(past, (0, lag - len(past)))
-        zi = lfiltic([1.0], a, past)
-        y[lo:hi] = lfilter([1.0], a, noise[lo:hi], zi=zi)[0]
-        log_level += y[lo:hi].sum() + MINUTES_PER_DAY * s * mu
-        day_close[d] = log_level
+        bursts = bursts_all[(bursts_all >= lo) & (bursts_all < hi)]
+        land = bursts + delay
+        inside = land < n
+        move = s * event_sign[bursts[inside]] * p.jump_size
+        jump[land[inside]] += move
+        r[land[inside]] += move
+        level += r[lo:hi].sum()
+        day_close[d] = level
 
-    trend = np.repeat(trend_by_day, MINUTES_PER_DAY)  # [n]
-    r = y + trend * mu
-    csum = np.concatenate([[0.0], np.cumsum(y)])
-    # momentum[u] = mean(y[u-L+1 .. u]); for u < L-1 the window is shorter (burn-in only)
-    idx = np.arange(n)
-    momentum = (csum[idx + 1] - csum[np.maximum(idx + 1 - lag, 0)]) / lag
-    betas = np.where(trend > 0, p.beta(1.0), p.beta(-1.0))
-    drift = trend * mu
-    drift[1:] += trend[1:] * betas[1:] * momentum[:-1]
+    state = np.repeat(state_by_day, MINUTES_PER_DAY)  # [n]
 
     # keep the days after the burn-in
     keep = slice(p.burn_in_days * MINUTES_PER_DAY, n)
-    first = p.burn_in_days * MINUTES_PER_DAY
-    past_returns = y[first - lag : first].copy()
     r_k, sig_k, season_k = r[keep], sigma[keep], season[keep]
     m = len(r_k)
     log_close = np.log(p.start_price) + np.cumsum(r_k)  # [m]
@@ -408,13 +393,14 @@ def simulate_market(
     high = np.maximum(path.max(axis=1), log_open)
     low = np.minimum(path.min(axis=1), log_open)
 
-    # volume: intraday cycle, more on big moves, log-normal noise
+    # volume: intraday cycle, more on big moves, log-normal noise, event_volume times more in bursts
     vol_noise = np.exp(p.volume_noise * rng.standard_normal(m) - p.volume_noise**2 / 2)
     volume = (
         p.volume_base
         * season_k
         * (1.0 + p.volume_return_sensitivity * np.abs(r_k) / sig_k)
         * vol_noise
+        * np.where(event[keep], p.event_volume, 1.0)
     )
 
     index = pd.date_range(
@@ -436,17 +422,19 @@ def simulate_market(
     bars["low"] = bars[["open", "low", "close"]].min(axis=1)
     truth = pd.DataFrame(
         {
-            "trend": trend[keep].astype(np.int8),
-            "momentum": momentum[keep],
+            "state": state[keep].astype(np.int8),
+            "event": event[keep],
+            "event_sign": event_sign[keep],
+            "jump": jump[keep],
+            "reversal": reversal[keep],
             "sigma": sig_k,
             "season": season_k,
-            "drift": drift[keep],
             "log_return": r_k,
         },
         index=index,
     )
     validate_ohlcv(bars, name="simulated bars")
-    return SyntheticMarket(bars, truth, p, int(seed), past_returns)
+    return SyntheticMarket(bars, truth, p, int(seed))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -308,8 +308,8 @@ class DataSection(_Section):
             raise ConfigError(f"days: must be >= 1, got {self.days}")
         if self.source == "file" and not self.path:
             raise ConfigError("path: source 'file' needs a path")
-        if self.signal_strength is not None and not 0 <= self.signal_strength < 1:
-            raise ConfigError(f"signal_strength: must be in [0, 1), got {self.signal_strength}")
+        if self.signal_strength is not None and not self.signal_strength >= 0:
+            raise ConfigError(f"signal_strength: must be >= 0, got {self.signal_strength}")
         for key in ("start", "end"):
             value = getattr(self, key)
             if value is not None:
