@@ -389,12 +389,12 @@ class FeatureSection(_Section):
 
     scales: tuple[ScaleSpec, ...] = (
         ScaleSpec("1min", 30),
-        ScaleSpec("5min", 12),
+        ScaleSpec("5min", 6),
         ScaleSpec("1h", 12),
         ScaleSpec("1D", 7, **SHORT_FEATURE_WINDOWS),
     )
     every: str = "5min"
-    horizons: tuple[str, ...] = ("5min", "15min", "1h")
+    horizons: tuple[str, ...] = ("5min", "15min", "30min")
     val_frac: float = 0.2
     test_frac: float = 0.2
 
@@ -554,11 +554,11 @@ class TrainSection(_Section):
     network cache ignores them.
     """
 
-    num_epochs: int = 8
+    num_epochs: int = 12
     batch_size: int = 256
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.05
-    patience: int | None = 3
+    patience: int | None = 4
     max_seconds: float | None = None
     loss_weights: LossWeights = LossWeights()
     device: str | None = None
