@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from msa_lib.data import as_timedelta, horizon_label, validate_ohlcv
 from msa_lib.model import (
+    Dropout,
     ForecastHeads,
     ModelConfig,
     ScaleEncoder,
@@ -252,7 +253,7 @@ class LSTMBaseline(nn.Module):
         self.lstms = nn.ModuleDict(
             {s.name: nn.LSTM(s.n_features, d, batch_first=True) for s in config.scales}
         )
-        self.mix = nn.Sequential(nn.Linear(S * d, d), nn.GELU(), nn.Dropout(config.dropout))
+        self.mix = nn.Sequential(nn.Linear(S * d, d), nn.GELU(), Dropout(config.dropout))
         self.heads = ForecastHeads(d, len(config.horizons))
 
     def forward(

@@ -1,5 +1,5 @@
-"""Tests of msa_lib.model: config validation, shapes, attention equivalences, masks, gradients,
-ablations."""
+"""Tests of msa_lib.model: config validation, shapes, attention equivalences, masks, dropout,
+gradients, ablations."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from msa_lib.model import (
     MODEL_KINDS,
     CrossScaleAttention,
     CrossScaleFusion,
+    Dropout,
     EncoderLayer,
     ForecastHeads,
     HierarchicalAggregation,
@@ -27,6 +28,7 @@ from msa_lib.model import (
     config_from_windows,
     count_parameters,
     cross_scale_attention_loop,
+    dropout,
     model_class,
     pool_recent_aligned,
 )
@@ -251,6 +253,44 @@ def test_encoder_layer_explicit_and_fused_agree_with_a_mask():
     mask = random_masks([11], 3, seed=4)[0]
     assert not bool(mask.all())
     torch.testing.assert_close(layer(x, mask, explicit=True), layer(x, mask), atol=1e-5, rtol=0)
+
+
+# ---- dropout with the cheap CPU mask ---------------------------------------------------------------
+def test_dropout_drops_the_right_share_and_keeps_the_mean():
+    torch.manual_seed(0)
+    x = torch.ones(1_000_003)  # not a multiple of 4: the last 64-bit draw is cut
+    y = dropout(x, 0.1)
+    dropped = float((y == 0).float().mean())
+    assert abs(dropped - 0.1) < 5 * (0.1 * 0.9 / x.numel()) ** 0.5  # five standard errors
+    kept = y[y != 0]
+    torch.testing.assert_close(kept, torch.full_like(kept, 65536 / (65536 - 6554)))  # 1 / (1 - p)
+    assert abs(float(y.mean()) - 1.0) < 3e-3
+    assert torch.equal(x, torch.ones_like(x))  # the input is not modified
+    # every 16-bit slot of a draw is used: in each position mod 4 about p of the elements drop
+    by_slot = (y == 0).float()[:1_000_000].view(-1, 4).mean(0)
+    assert (by_slot - 0.1).abs().max() < 5 * (0.1 * 0.9 / 250_000) ** 0.5
+
+
+def test_dropout_is_seeded_identity_in_eval_and_its_gradient_is_the_mask():
+    x = torch.randn(64, 7, requires_grad=True)
+    assert dropout(x, 0.3, training=False) is x and dropout(x, 0.0) is x
+    torch.manual_seed(3)
+    a = dropout(x, 0.3)
+    torch.manual_seed(3)
+    b = dropout(x, 0.3)
+    assert torch.equal(a, b) and not torch.equal(a, dropout(x, 0.3))
+    a.sum().backward()
+    torch.testing.assert_close(x.grad, a.detach() / x.detach())  # d(x * mask * s)/dx = mask * s
+    assert 0.15 < float((x.grad == 0).float().mean()) < 0.45
+
+
+def test_every_dropout_of_every_model_uses_the_cheap_mask():
+    cfg = make_config(dropout=0.2, pyramid_levels=2)
+    for kind in sorted(MODEL_KINDS):
+        drops = [m for m in build_model(kind, cfg).modules() if isinstance(m, torch.nn.Dropout)]
+        assert all(type(m) is Dropout and m.p == 0.2 for m in drops), kind
+        if kind != "linear":
+            assert drops, kind
 
 
 # ---- cross-scale attention: loop == vectorised, masks ----------------------------------------------
