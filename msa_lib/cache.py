@@ -3,6 +3,8 @@
 * :func:`fit_experiment`: the network an :class:`~msa_lib.experiment.Experiment` describes, trained
   on prepared data or loaded from the cache. Chapters call this one; the cache key is computed from
   the experiment object, so two chapters with the same experiment share one network.
+* :func:`fit_experiments`: several of them on the same data, trained side by side in worker
+  processes (chapter 06's contenders and ablations).
 * :func:`fit_cached`: the general form, for any ``build()`` and any :func:`msa_lib.train.fit`
   arguments.
 * :func:`network_cache_dir`: where the files go (``_build/cache`` of the course repository).
@@ -27,7 +29,7 @@ from msa_lib.model import ModelConfig, build_model
 from msa_lib.prepare import PreparedData, WindowDataset
 from msa_lib.train import History, fit, resolve_device
 
-__all__ = ["CachedFit", "fit_cached", "fit_experiment", "network_cache_dir"]
+__all__ = ["CachedFit", "fit_cached", "fit_experiment", "fit_experiments", "network_cache_dir"]
 
 
 def network_cache_dir(start: str | Path | None = None) -> Path:
@@ -98,8 +100,9 @@ def fit_cached(
     cache_dir: str | Path | None,
     seed: int = 0,
     key: Mapping[str, Any] | None = None,
+    only_cached: bool = False,
     **fit_kwargs: Any,
-) -> CachedFit:
+) -> CachedFit | None:
     """Build, seed and :func:`~msa_lib.train.fit` a model, or load it from a cache of checkpoints.
 
     The checkpoint's file name is ``{name}-{hash}.pt``, where the hash covers ``name``, ``seed``,
@@ -124,6 +127,8 @@ def fit_cached(
     seed : int, default 0
     key : dict, optional
         Anything else the result depends on (for example the data settings), JSON-serialisable.
+    only_cached : bool, default False
+        Return ``None`` instead of training when the model is not in the cache.
     **fit_kwargs
         Passed to :func:`~msa_lib.train.fit` (``checkpoint_path`` is managed here).
 
@@ -166,6 +171,8 @@ def fit_cached(
             model.to(resolve_device(fit_kwargs.get("device")))
             history = History(**extra["history"]) if "history" in extra else History()
             return CachedFit(model.eval(), history, True, path)
+    if only_cached:
+        return None
     history = fit(model, train, val, **fit_kwargs)
     if path is not None:
         save_checkpoint(model, path, history=asdict(history))
@@ -182,7 +189,8 @@ def fit_experiment(
     cache_dir: str | Path | None = "auto",
     progress: bool = False,
     device: str | torch.device | None = None,
-) -> CachedFit:
+    only_cached: bool = False,
+) -> CachedFit | None:
     """The network ``experiment`` describes, trained on ``data`` (or loaded from the cache).
 
     Seeds with ``experiment.seed``, builds ``experiment.model.kind`` with
@@ -211,6 +219,8 @@ def fit_experiment(
         Show the training progress bar.
     device : optional
         Where to train. Default ``experiment.train.device`` (None: CUDA when available).
+    only_cached : bool, default False
+        Return ``None`` instead of training when the network is not in the cache.
 
     Returns
     -------
@@ -225,5 +235,88 @@ def fit_experiment(
         lambda: build_model(kind, config), data.train, data.val, name=name, cache_dir=cache_dir,
         seed=experiment.seed, key=experiment.cache_key(), progress=progress,
         device=device if device is not None else experiment.train.device,
-        **experiment.fit_kwargs(),
+        only_cached=only_cached, **experiment.fit_kwargs(),
     )
+
+
+def _fit_in_worker(experiment: Experiment, data: PreparedData, kind: str, config: ModelConfig,
+                   cache_dir: str | Path) -> float:
+    """One job of :func:`fit_experiments`, in a worker process: train into the cache."""
+    import time
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    fit_experiment(experiment, data, kind=kind, config=config, cache_dir=cache_dir)
+    return time.perf_counter() - start
+
+
+def _cost(kind: str, config: ModelConfig) -> int:
+    """A rough training cost, to start the longest jobs first: tokens the model reads."""
+    scales = [config.scale(config.single_scale)] if kind == "single_scale" and config.single_scale else config.scales
+    return sum(s.lookback for s in scales)
+
+
+def fit_experiments(
+    experiment: Experiment,
+    data: PreparedData,
+    jobs: Mapping[str, tuple[str, ModelConfig]],
+    *,
+    workers: int = 2,
+    cache_dir: str | Path = "auto",
+) -> dict[str, CachedFit]:
+    """Several networks on the same data, trained side by side in ``workers`` processes.
+
+    Each job is what :func:`fit_experiment` would train (``kind``, ``config``). Jobs are handed to
+    a pool of worker processes (one thread each, the longest first), which train them into the
+    network cache; then every network is loaded from the cache here. The result is the same as
+    calling :func:`fit_experiment` for each job in turn (same seeds, same weights), only sooner on a
+    machine with several cores. Cached jobs cost a load.
+
+    Parameters
+    ----------
+    experiment : Experiment
+    data : PreparedData
+    jobs : dict of str to (kind, ModelConfig)
+        Label -> what to train.
+    workers : int, default 2
+        Processes; 1 trains in this process, one job after the other.
+    cache_dir : str or Path, default "auto"
+        The network cache (needed: it is how workers hand their networks back).
+
+    Returns
+    -------
+    dict of str to CachedFit
+        In the order of ``jobs``; ``from_cache`` is False for the ones trained by this call.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if cache_dir is None:
+        raise ValueError("fit_experiments needs a cache_dir: the workers hand networks back through it")
+    if isinstance(cache_dir, str) and cache_dir == "auto":
+        cache_dir = network_cache_dir()
+    trained: set[str] = set()
+    if workers > 1 and len(jobs) > 1:
+        # which jobs are missing: building a model and hashing is cheap, training is not
+        missing = {}
+        for label, (kind, config) in jobs.items():
+            probe = fit_experiment(experiment, data, kind=kind, config=config,
+                                   cache_dir=cache_dir, only_cached=True)
+            if probe is None:
+                missing[label] = (kind, config)
+        order = sorted(missing, key=lambda k: -_cost(*missing[k]))
+        if len(order) > 1:
+            with ProcessPoolExecutor(max_workers=min(workers, len(order)),
+                                     mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(_fit_in_worker, experiment, data, *missing[label], cache_dir)
+                           for label in order]
+                for future in futures:
+                    future.result()
+            trained = set(order)
+    out = {}
+    for label, (kind, config) in jobs.items():
+        fitted = fit_experiment(experiment, data, kind=kind, config=config, cache_dir=cache_dir)
+        out[label] = fitted._replace(from_cache=fitted.from_cache and label not in trained)
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from tiny_models import ES, TinyNet, make_data
 
@@ -97,3 +98,25 @@ def test_fit_experiment_is_fit_cached_keyed_by_the_experiment(tmp_path) -> None:
     single = cache.fit_experiment(tiny, data, kind="single_scale", cache_dir=tmp_path,
                                   config=tiny.model_config(data.train.windows, single_scale="5min"))
     assert not single.from_cache and single.path.name.startswith("single_scale-5min-")
+
+
+def test_fit_experiments_in_two_processes_equals_one_at_a_time(tmp_path) -> None:
+    """Workers train into the cache and the parent loads: the same weights as fitting in turn."""
+    tiny = ES.replace(model={"d_model": 8, "n_heads": 2, "n_cross_heads": 2},
+                      train={"num_epochs": 1, "batch_size": 128})
+    data = prepare_experiment(tiny)
+    base = tiny.model_config(data.train.windows)
+    jobs = {"net": ("multiscale", base), "lstm": ("lstm", base),
+            "fine only": ("single_scale", base.replace(single_scale=base.scale_names[0]))}
+    side_by_side = cache.fit_experiments(tiny, data, jobs, workers=2, cache_dir=tmp_path / "a")
+    assert list(side_by_side) == list(jobs)
+    assert not any(f.from_cache for f in side_by_side.values())  # trained by this call
+    again = cache.fit_experiments(tiny, data, jobs, workers=2, cache_dir=tmp_path / "a")
+    assert all(f.from_cache for f in again.values())
+    for label, (kind, config) in jobs.items():
+        alone = cache.fit_experiment(tiny, data, kind=kind, config=config, cache_dir=None)
+        torch.testing.assert_close(predict(alone.model, data.test)["returns"],
+                                   predict(side_by_side[label].model, data.test)["returns"],
+                                   rtol=0, atol=0)
+    with pytest.raises(ValueError, match="cache_dir"):
+        cache.fit_experiments(tiny, data, jobs, cache_dir=None)
