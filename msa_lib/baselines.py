@@ -12,14 +12,15 @@ module holds them all; the naive rules need no training:
 * :func:`naive_predictions`: the three naive rules (zero return, last sign, majority class) in the
   format :func:`msa_lib.evaluate.results_table` reads.
 
-The trained rivals (:class:`LSTMBaseline`, :class:`SingleScaleTransformer`, :class:`LinearBaseline`)
-take the same ``forward(windows, masks=None, return_details=False)`` as
+The trained rivals (:class:`LSTMBaseline`, :class:`SingleScaleTransformer`, :class:`LinearBaseline`,
+and the two published multi-rate designs :class:`NHiTSStyle` and :class:`PatchTSTStyle`) take the
+same ``forward(windows, masks=None, return_details=False)`` as
 :class:`msa_lib.model.MultiScaleAttentionNet`, read their settings from the same
 :class:`msa_lib.model.ModelConfig` and end in the same :class:`msa_lib.model.ForecastHeads`
 (``"returns"`` and ``"direction_logits"``, ``[B, H]`` each), so the training loop, the checkpoints
 and the evaluation treat every model alike. Build them by kind with
-:func:`msa_lib.model.build_model` (``"lstm"``, ``"single_scale"``, ``"linear"``); with
-``return_details`` they add only ``"fused"``, the representation the heads read.
+:func:`msa_lib.model.build_model` (``"lstm"``, ``"single_scale"``, ``"linear"``, ``"nhits"``,
+``"patchtst"``); with ``return_details`` they add ``"fused"``, the representation the heads read.
 
 Scores follow :mod:`msa_lib.evaluate`'s conventions: a *direction score* is a number whose sign is
 the call (here +1.0 for up, -1.0 for down, 0.0 for "no move", which counts as "not up").
@@ -27,18 +28,22 @@ the call (here +1.0 for up, -1.0 for down, 0.0 for "no move", which counts as "n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from msa_lib.data import as_timedelta, horizon_label, validate_ohlcv
 from msa_lib.model import (
+    EncoderLayer,
     ForecastHeads,
     ModelConfig,
+    ScaleConfig,
     ScaleEncoder,
     gather_inputs,
 )
@@ -46,11 +51,15 @@ from msa_lib.model import (
 __all__ = [
     "LSTMBaseline",
     "LinearBaseline",
+    "NHiTSStyle",
+    "PatchTSTStyle",
     "SingleScaleTransformer",
     "last_sign_score",
     "majority_class_score",
+    "max_pool_time",
     "naive_predictions",
     "past_log_returns",
+    "patch_length",
 ]
 
 
@@ -232,6 +241,14 @@ def naive_predictions(
 # Trained rivals
 # --------------------------------------------------------------------------------------------------
 
+def _check_whole_window(model: str, scale: ScaleConfig, x: Tensor) -> None:
+    """Raise unless ``x`` [B, L, F] has exactly the scale's lookback rows (MLP inputs are fixed)."""
+    if x.shape[1] != scale.lookback:
+        raise ValueError(
+            f"{model}: windows[{scale.name!r}] has {x.shape[1]} rows, needs exactly {scale.lookback}"
+        )
+
+
 class LSTMBaseline(nn.Module):
     """One LSTM per scale, last hidden states concatenated and mixed, then the forecast heads.
 
@@ -342,10 +359,7 @@ class LinearBaseline(nn.Module):
         xs, ms = gather_inputs(self.config, windows, masks, next(self.parameters()).device)
         flat = []
         for s, x, m in zip(self.config.scales, xs, ms, strict=True):
-            if x.shape[1] != s.lookback:
-                raise ValueError(
-                    f"LinearBaseline: windows[{s.name!r}] has {x.shape[1]} rows, needs exactly {s.lookback}"
-                )
+            _check_whole_window("LinearBaseline", s, x)
             if m is not None:
                 x = x * m[..., None]
             flat.append(x.flatten(1))  # [B, L_s * F_s]
@@ -354,3 +368,280 @@ class LinearBaseline(nn.Module):
         if return_details:
             out["fused"] = z
         return out
+
+
+# --------------------------------------------------------------------------------------------------
+# N-HiTS-style: one MLP block per input rate, doubly residual stacking
+# --------------------------------------------------------------------------------------------------
+def max_pool_time(x: Tensor, mask: Tensor | None, kernel: int) -> Tensor:
+    """Max over groups of ``kernel`` consecutive rows, counted back from the most recent row.
+
+    Groups are anchored at the newest row, so the most recent ``kernel`` bars always form a whole
+    group and only the oldest group may be short (N-HiTS pools its input read newest-first, with
+    ``ceil_mode``, to the same effect). Rows hidden by the mask take no part in a maximum; a group
+    whose rows are all hidden gives 0, so nothing a mask hides reaches the output.
+
+    Parameters
+    ----------
+    x : Tensor [B, L, F]
+        Windows, oldest row first (values are finite: checked where data enters).
+    mask : bool Tensor [B, L] or None
+        True = a real bar.
+    kernel : int
+        Group size (and stride), >= 1. 1 only zeroes the hidden rows.
+
+    Returns
+    -------
+    Tensor [B, ceil(L / kernel), F]
+    """
+    if mask is not None:
+        x = x.masked_fill(~mask[..., None], float("-inf"))
+    if kernel > 1:
+        B, L, n_feat = x.shape
+        n_groups = math.ceil(L / kernel)
+        x = F.pad(x, (0, 0, n_groups * kernel - L, 0), value=float("-inf"))  # pad the oldest end
+        x = x.view(B, n_groups, kernel, n_feat).amax(dim=2)  # [B, n_groups, F]
+    if mask is None and kernel == 1:
+        return x
+    return x.masked_fill(torch.isneginf(x), 0.0)
+
+
+class NHiTSBlock(nn.Module):
+    """One block: an MLP from (this scale's pooled window, running residual) to (backcast, forecast).
+
+    Two hidden ReLU layers, as in N-HiTS, then one linear map whose output is split in two halves
+    of width ``d``: the backcast (what this block explains of the residual) and its forecast
+    contribution.
+    """
+
+    def __init__(self, n_in: int, hidden: int, d: int, dropout: float) -> None:
+        super().__init__()
+        self.d = d
+        self.mlp = nn.Sequential(
+            nn.Linear(n_in, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, 2 * d),
+        )
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``x`` [B, n_in] -> ``(backcast [B, d], forecast [B, d])``."""
+        backcast, forecast = self.mlp(x).split(self.d, dim=-1)
+        return backcast, forecast
+
+
+class NHiTSStyle(nn.Module):
+    """A compact N-HiTS-style rival: one MLP block per time scale, doubly residual stacking.
+
+    N-HiTS :cite:p:`challu2023nhits` builds on N-BEATS :cite:p:`oreshkin2020nbeats`: a stack of MLP
+    blocks, each of which reads the running *residual* of the input, subtracts its *backcast* from
+    it and adds its *forecast* to the running sum. Its own idea is multi-rate input: each block
+    max-pools the input with its own kernel (the first blocks the most), so different blocks see
+    the series at different sampling rates, and each block forecasts a few knots that are
+    interpolated to the horizon.
+
+    Our scales already are such multi-rate samplings (one-minute bars, five-minute bars, hours,
+    days), so here block ``i`` reads the window of scale ``i``, flattened after an optional max-pool
+    over time (:func:`max_pool_time` with ``ScaleConfig.pool_kernel``, default 1: none), together
+    with the running residual. The blocks run coarsest scale first, as N-HiTS runs its most pooled
+    (lowest-frequency) blocks first::
+
+        r_0 = lift(all pooled windows, concatenated)              # [B, d]
+        for each scale s, coarsest first:
+            b_s, f_s = block_s([pooled window of s, r_{s-1}])     # [B, d], [B, d]
+            r_s = r_{s-1} - b_s                                   # doubly residual stacking
+        fused = sum_s f_s  -> ForecastHeads                        # "returns", "direction_logits"
+
+    Differences from the paper, and why:
+
+    * The residual lives in a learned width-``d`` space, started by a linear lift of the whole
+      pooled input, rather than in the input space itself: our scales' windows have different
+      lengths and features, so no single input-shaped residual is shared by all blocks.
+    * No interpolation of forecast knots: N-HiTS forecasts long horizons (96 to 720 steps) from a
+      few knots; we forecast 2-4 horizons, so each block's forecast is a width-``d`` vector and the
+      shared linear :class:`~msa_lib.model.ForecastHeads` map the sum to ``[B, H]`` (a linear map
+      of the sum equals the sum of the blocks' own linear forecasts, so the forecasts still add up
+      block by block).
+    * Exogenous, static and future inputs are absent: every feature of a window is an input.
+
+    Checked against the reference implementation (``neuralforecast/models/nhits.py`` of
+    Nixtla/neuralforecast): ReLU MLP blocks with two hidden layers, ``residuals = (residuals -
+    backcast) * mask`` and ``forecast = forecast + block_forecast``, MaxPool1d with ``ceil_mode``
+    on the newest-first series, largest pooling kernels in the first stacks.
+
+    Requires windows of exactly ``lookback`` rows per scale (the MLPs' input sizes are fixed).
+    Hidden rows (mask False) take no part (see :func:`max_pool_time`).
+
+    Parameters
+    ----------
+    config : ModelConfig
+        Uses the scales (``lookback``, ``n_features``, ``pool_kernel``), ``d_model`` (width of the
+        residual and forecasts), ``ff_mult`` (hidden width ``ff_mult * d_model``), ``dropout`` and
+        ``horizons``.
+    """
+
+    kind = "nhits"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        sizes = {s.name: math.ceil(s.lookback / s.pool_kernel) * s.n_features for s in config.scales}
+        self.lift = nn.Linear(sum(sizes.values()), d)
+        self.order = [s.name for s in reversed(config.scales)]  # coarsest first
+        self.blocks = nn.ModuleDict(
+            {name: NHiTSBlock(sizes[name] + d, config.ff_mult * d, d, config.dropout) for name in self.order}
+        )
+        self.heads = ForecastHeads(d, len(config.horizons))
+
+    def forward(
+        self,
+        windows: Mapping[str, Any],
+        masks: Mapping[str, Any] | None = None,
+        return_details: bool = False,
+    ) -> dict[str, Tensor]:
+        """See :meth:`msa_lib.model.MultiScaleAttentionNet.forward`.
+
+        With ``return_details`` also ``"fused"`` [B, d] (the summed forecast the heads read) and
+        ``"block_forecasts"`` [B, S, d] (each block's contribution, in the config's scale order).
+        """
+        cfg = self.config
+        xs, ms = gather_inputs(cfg, windows, masks, next(self.parameters()).device)
+        pooled = {}
+        for s, x, m in zip(cfg.scales, xs, ms, strict=True):
+            _check_whole_window("NHiTSStyle", s, x)
+            pooled[s.name] = max_pool_time(x, m, s.pool_kernel).flatten(1)  # [B, ceil(L/k) * F]
+        residual = self.lift(torch.cat([pooled[s.name] for s in cfg.scales], dim=1))  # [B, d]
+        parts = {}
+        for name in self.order:
+            backcast, parts[name] = self.blocks[name](torch.cat([pooled[name], residual], dim=1))
+            residual = residual - backcast  # [B, d]
+        block_forecasts = torch.stack([parts[s.name] for s in cfg.scales], dim=1)  # [B, S, d]
+        fused = block_forecasts.sum(dim=1)  # [B, d]
+        out = self.heads(fused)
+        if return_details:
+            out.update(fused=fused, block_forecasts=block_forecasts)
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# PatchTST-style: patches of every scale as tokens of one Transformer encoder
+# --------------------------------------------------------------------------------------------------
+def patch_length(scale: ScaleConfig) -> int:
+    """Rows per patch of ``scale`` in :class:`PatchTSTStyle`: ``min(lookback, patch_len)``."""
+    return min(scale.lookback, scale.patch_len)
+
+
+class PatchTSTStyle(nn.Module):
+    """A compact PatchTST-style rival: patches of every scale as tokens of one Transformer encoder.
+
+    PatchTST :cite:p:`nie2023patchtst` cuts a series into patches of ``P`` consecutive steps,
+    embeds each flattened patch linearly, adds a learnable position embedding and runs a
+    Transformer encoder over the patch tokens: fewer, richer tokens than one per step.
+
+    Here each scale's window ``[B, L, F]`` is cut into patches of ``P = min(lookback, patch_len)``
+    rows (``ScaleConfig.patch_len``, default 5). When ``L`` is not a multiple of ``P`` the *oldest*
+    patch is padded with zero rows, which the mask hides, so the newest patch always ends with the
+    newest bar. Each patch ``[P, F]`` is flattened and embedded by a linear map of its scale,
+    plus a learnable position embedding (by patch age: 0 = the most recent patch, shared by the
+    scales) and a learnable scale embedding. One pre-LayerNorm Transformer encoder
+    (:class:`msa_lib.model.EncoderLayer`) runs over the patch tokens of all scales together; the
+    visible tokens are mean-pooled and fed to the :class:`~msa_lib.model.ForecastHeads`.
+
+    Differences from the paper, and why:
+
+    * **Channel mixing is kept.** PatchTST treats each channel (variable) as its own univariate
+      series with shared weights (channel independence), which helps on datasets of many loosely
+      related series to forecast. We forecast one target from a handful of features per bar
+      (returns, volatility, volume...) that only mean something together, so a patch holds all
+      features of its rows, and the scales meet in one encoder.
+    * Non-overlapping patches (stride ``P``; the paper's stride is ``P / 2``), pre-LayerNorm layers
+      instead of post-BatchNorm, no RevIN instance normalisation (windows are already standardised
+      with training statistics), and a mean-pool head instead of the paper's flatten-and-project
+      head (which ties the head to one number of patches).
+
+    Checked against the reference implementation (``PatchTST_self_supervised/src/models/
+    patchTST.py`` of yuqinie98/PatchTST): patch embedding ``W_P = Linear(patch_len, d_model)``,
+    learnable position table over patches, encoder over the patch tokens.
+
+    Windows may be shorter than ``lookback`` (fewer patches). Hidden rows are zeroed; a patch whose
+    rows are all hidden is never attended to nor pooled.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        Uses the scales (``lookback``, ``n_features``, ``patch_len``, ``n_layers``: the encoder has
+        the most of any scale), ``d_model``, ``n_cross_heads`` (heads of the encoder over all
+        scales), ``ff_mult``, ``dropout`` and ``horizons``.
+    """
+
+    kind = "patchtst"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.patch_lens = {s.name: patch_length(s) for s in config.scales}
+        self.embed = nn.ModuleDict(
+            {s.name: nn.Linear(self.patch_lens[s.name] * s.n_features, d) for s in config.scales}
+        )
+        max_patches = max(math.ceil(s.lookback / self.patch_lens[s.name]) for s in config.scales)
+        self.position = nn.Parameter(torch.randn(max_patches, d) * 0.02)  # [n_patches, d], age order
+        self.scale_embedding = nn.Parameter(torch.randn(len(config.scales), d) * 0.02)  # [S, d]
+        n_layers = max(s.n_layers for s in config.scales)
+        self.layers = nn.ModuleList(
+            EncoderLayer(d, config.n_cross_heads, config.ff_mult, config.dropout) for _ in range(n_layers)
+        )
+        self.norm = nn.LayerNorm(d)
+        self.heads = ForecastHeads(d, len(config.horizons))
+
+    def patch_tokens(self, index: int, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Tokens of scale number ``index``: ``x`` [B, L, F] -> ([B, n, d], visible [B, n]).
+
+        ``n = ceil(L / P)`` patches; the oldest is padded at its start when ``P`` does not divide
+        ``L``.
+        """
+        s = self.config.scales[index]
+        P = self.patch_lens[s.name]
+        B, L, n_feat = x.shape
+        if L > s.lookback:
+            raise ValueError(f"PatchTSTStyle: windows[{s.name!r}] has {L} rows, more than its lookback {s.lookback}")
+        visible = torch.ones(B, L, dtype=torch.bool, device=x.device) if mask is None else mask
+        x = x * visible[..., None]  # hidden rows are read as zeros
+        pad = -L % P
+        x = F.pad(x, (0, 0, pad, 0))  # [B, n * P, F], zero rows before the oldest bar
+        visible = F.pad(visible, (pad, 0), value=False)  # [B, n * P]
+        n = (L + pad) // P
+        patches = x.reshape(B, n, P * n_feat)  # patch j: rows j*P .. j*P+P-1, row after row
+        tokens = self.embed[s.name](patches)  # [B, n, d]
+        tokens = tokens + self.position[:n].flip(0) + self.scale_embedding[index]  # newest: age 0
+        return tokens, visible.view(B, n, P).any(dim=-1)  # a patch is visible if any row is
+
+    def forward(
+        self,
+        windows: Mapping[str, Any],
+        masks: Mapping[str, Any] | None = None,
+        return_details: bool = False,
+    ) -> dict[str, Tensor]:
+        """See :meth:`msa_lib.model.MultiScaleAttentionNet.forward`.
+
+        With ``return_details`` also ``"fused"`` [B, d] (the pooled tokens the heads read) and
+        ``"token_scale"`` [N] (the index of the scale of each patch token).
+        """
+        cfg = self.config
+        xs, ms = gather_inputs(cfg, windows, masks, next(self.parameters()).device)
+        parts = [self.patch_tokens(i, x, m) for i, (x, m) in enumerate(zip(xs, ms, strict=True))]
+        h = torch.cat([t for t, _ in parts], dim=1)  # [B, N, d], N = patches of all scales
+        visible = torch.cat([v for _, v in parts], dim=1)  # [B, N]
+        for layer in self.layers:
+            h = layer(h, visible)
+        h = self.norm(h)
+        weights = visible.to(h.dtype)[..., None]  # [B, N, 1]
+        fused = (h * weights).sum(dim=1) / weights.sum(dim=1)  # [B, d], mean over visible tokens
+        out = self.heads(fused)
+        if return_details:
+            out["fused"] = fused
+            out["token_scale"] = torch.cat(
+                [torch.full((t.shape[1],), i, dtype=torch.long, device=t.device) for i, (t, _) in enumerate(parts)]
+            )
+        return out
+
