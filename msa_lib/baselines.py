@@ -22,6 +22,12 @@ and the evaluation treat every model alike. Build them by kind with
 :func:`msa_lib.model.build_model` (``"lstm"``, ``"single_scale"``, ``"linear"``, ``"nhits"``,
 ``"patchtst"``); with ``return_details`` they add ``"fused"``, the representation the heads read.
 
+The non-neural rivals are fitted by scikit-learn and LightGBM on a feature matrix: every window
+flattened (:func:`flat_windows`, what :class:`LinearBaseline` sees) or the lagged one-bar returns of
+every scale (:func:`lag_features`). :func:`fit_logistic` and :func:`fit_lightgbm` each try exactly
+:data:`TUNING_BUDGET` settings on the validation block and return a :class:`RivalFit`, whose
+``predict`` gives ``"direction_prob"`` in the format :func:`msa_lib.evaluate.results_table` reads.
+
 Scores follow :mod:`msa_lib.evaluate`'s conventions: a *direction score* is a number whose sign is
 the call (here +1.0 for up, -1.0 for down, 0.0 for "no move", which counts as "not up").
 """
@@ -29,7 +35,8 @@ the call (here +1.0 for up, -1.0 for down, 0.0 for "no move", which counts as "n
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,11 +56,18 @@ from msa_lib.model import (
 )
 
 __all__ = [
+    "TUNING_BUDGET",
     "LSTMBaseline",
     "LinearBaseline",
     "NHiTSStyle",
     "PatchTSTStyle",
+    "RivalFit",
     "SingleScaleTransformer",
+    "column_index",
+    "fit_lightgbm",
+    "fit_logistic",
+    "flat_windows",
+    "lag_features",
     "last_sign_score",
     "majority_class_score",
     "max_pool_time",
@@ -645,3 +659,424 @@ class PatchTSTStyle(nn.Module):
             )
         return out
 
+
+# --------------------------------------------------------------------------------------------------
+# Non-neural rivals: features, one fit per horizon, the same tuning budget
+# --------------------------------------------------------------------------------------------------
+#: How many settings every rival family may try on the validation block: the course's "same tuning
+#: budget" rule. A family that tried more settings would be picked partly for its luck on the
+#: validation block (the best of many noisy scores is biased upwards), so comparisons between
+#: families are fair only when each gets the same number of tries. :func:`fit_logistic` and
+#: :func:`fit_lightgbm` take a grid of exactly this many candidates and raise otherwise.
+TUNING_BUDGET = 3
+
+
+def _windows_arrays(windows: Mapping[str, Any], scales: Sequence[str] | None) -> dict[str, np.ndarray]:
+    """The windows of ``scales`` (default: every key, in order) as NumPy arrays, checked 3-D, one N."""
+    if not isinstance(windows, Mapping) or len(windows) == 0:
+        raise ValueError("windows must be a non-empty dict of scale name -> array [N, L, F]")
+    names = list(windows) if scales is None else list(scales)
+    if not names:
+        raise ValueError("scales is empty: name at least one scale")
+    arrays: dict[str, np.ndarray] = {}
+    for name in names:
+        if name not in windows:
+            raise ValueError(f"windows has no scale {name!r} (keys: {list(windows)})")
+        w = windows[name]
+        w = w.detach().cpu().numpy() if isinstance(w, Tensor) else np.asarray(w)
+        if w.ndim != 3:
+            raise ValueError(f"windows[{name!r}] must be [N, L, F], got shape {w.shape}")
+        first = next(iter(arrays.items()), None)
+        if first is not None and w.shape[0] != first[1].shape[0]:
+            raise ValueError(
+                f"windows[{name!r}] has {w.shape[0]} rows but windows[{first[0]!r}] has "
+                f"{first[1].shape[0]}: every scale needs one window per decision time"
+            )
+        arrays[name] = w
+    return arrays
+
+
+def flat_windows(windows: Mapping[str, Any], scales: Sequence[str] | None = None) -> np.ndarray:
+    """Every window of every scale flattened into one row: what :class:`LinearBaseline` sees.
+
+    Parameters
+    ----------
+    windows : dict of str -> array or Tensor [N, L_s, F_s]
+        As in :class:`msa_lib.prepare.WindowDataset` (``data.train.windows``).
+    scales : sequence of str, optional
+        Scales to use, in order (default: every key of ``windows``, in its order).
+
+    Returns
+    -------
+    ndarray [N, sum_s L_s * F_s]
+        Scale after scale; within a scale, row after row (oldest first), each row's features in
+        order. The dtype of the windows (float32 for the course's).
+    """
+    arrays = _windows_arrays(windows, scales)
+    return np.concatenate([w.reshape(w.shape[0], -1) for w in arrays.values()], axis=1)
+
+
+def column_index(frames: Mapping[str, pd.DataFrame], column: str = "ret_1") -> dict[str, int]:
+    """Position of ``column`` among the features of every scale, for :func:`lag_features`.
+
+    Windows carry no feature names: their last axis is in the column order of the feature frames
+    they were cut from (:func:`msa_lib.data.make_windows` keeps it). Pass those frames, as built
+    by :func:`msa_lib.prepare.experiment_frames` (``experiment_frames(bars, experiment)``) or
+    :func:`msa_lib.data.multi_scale_features`.
+
+    Raises
+    ------
+    ValueError
+        Naming the scale whose frame has no such column and the columns it has.
+    """
+    out = {}
+    for name, frame in frames.items():
+        columns = list(frame.columns)
+        if column not in columns:
+            raise ValueError(f"frames[{name!r}] has no column {column!r}; its columns are {columns}")
+        out[name] = columns.index(column)
+    return out
+
+
+def lag_features(
+    windows: Mapping[str, Any],
+    feature_index: Mapping[str, int] | None = None,
+    *,
+    scales: Sequence[str] | None = None,
+    n_lags: int | Mapping[str, int] | None = None,
+) -> np.ndarray:
+    """The lagged one-bar returns of every scale: the ``ret_1`` column of each window.
+
+    Parameters
+    ----------
+    windows : dict of str -> array or Tensor [N, L_s, F_s]
+    feature_index : dict of str -> int, optional
+        Column of ``ret_1`` in each scale's windows. Get it with :func:`column_index` from the
+        feature frames the windows were cut from. Default: column 0 at every scale, which is
+        ``ret_1`` whenever a scale's ``lags`` start with 1 (the library's default ``(1, 5, 10, 20)``
+        and :data:`msa_lib.experiment.SHORT_FEATURE_WINDOWS` do), because
+        :func:`msa_lib.data.scale_features` puts the ``ret_<k>`` columns first, in ``lags`` order.
+    scales : sequence of str, optional
+        Scales to use, in order (default: every key of ``windows``).
+    n_lags : int or dict of str -> int, optional
+        How many of the most recent rows to keep per scale (default: the whole window).
+
+    Returns
+    -------
+    ndarray [N, sum_s n_lags_s]
+        Scale after scale, oldest lag first (the last column of each scale is its newest bar).
+    """
+    arrays = _windows_arrays(windows, scales)
+    columns = []
+    for name, w in arrays.items():
+        if feature_index is None:
+            j = 0
+        elif name not in feature_index:
+            raise ValueError(f"feature_index has no entry for scale {name!r} (keys: {list(feature_index)})")
+        else:
+            j = feature_index[name]
+        if isinstance(j, bool) or not isinstance(j, int | np.integer) or not 0 <= j < w.shape[2]:
+            raise ValueError(
+                f"feature_index[{name!r}] = {j!r} is not a column of windows[{name!r}] "
+                f"({w.shape[2]} features)"
+            )
+        k = n_lags.get(name, w.shape[1]) if isinstance(n_lags, Mapping) else (n_lags or w.shape[1])
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= w.shape[1]:
+            raise ValueError(f"n_lags for scale {name!r} must be an int in [1, {w.shape[1]}], got {k!r}")
+        columns.append(w[:, -k:, j])  # [N, k], oldest first
+    return np.concatenate(columns, axis=1)
+
+
+def _feature_matrix(X: Any, name: str) -> np.ndarray:
+    """``X`` as a finite, numeric [N, D] array (no copy when it already is one)."""
+    X = X.detach().cpu().numpy() if isinstance(X, Tensor) else np.asarray(X)
+    if X.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty [N, D] array, got shape {X.shape}")
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        row, col = (int(i) for i in np.argwhere(~np.isfinite(X))[0])
+        raise ValueError(f"{name} holds NaN or inf (first at row {row}, column {col})")
+    return X
+
+
+def _labels(up: Any, name: str, n_rows: int, x_name: str) -> np.ndarray:
+    """``up`` as a 0/1 int array [N, H] with ``n_rows`` rows."""
+    up = up.detach().cpu().numpy() if isinstance(up, Tensor) else np.asarray(up)
+    if up.ndim == 1:
+        up = up[:, None]
+    if up.ndim != 2 or up.shape[1] == 0:
+        raise ValueError(f"{name} must be [N] or [N, H] 0/1 labels, got shape {up.shape}")
+    if up.shape[0] != n_rows:
+        raise ValueError(f"{name} has {up.shape[0]} rows but {x_name} has {n_rows}")
+    if up.dtype.kind not in "fiub" or not np.isin(up, (0, 1)).all():
+        raise ValueError(f"{name} must hold only 0 and 1 (1 = the return was positive)")
+    return up.astype(np.int64)
+
+
+def _check_fit_inputs(
+    X_train: Any, up_train: Any, X_val: Any, up_val: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    X_train = _feature_matrix(X_train, "X_train")
+    X_val = _feature_matrix(X_val, "X_val")
+    if X_val.shape[1] != X_train.shape[1]:
+        raise ValueError(f"X_val has {X_val.shape[1]} columns but X_train has {X_train.shape[1]}")
+    up_train = _labels(up_train, "up_train", X_train.shape[0], "X_train")
+    up_val = _labels(up_val, "up_val", X_val.shape[0], "X_val")
+    if up_val.shape[1] != up_train.shape[1]:
+        raise ValueError(f"up_val has {up_val.shape[1]} horizons but up_train has {up_train.shape[1]}")
+    for j in range(up_train.shape[1]):
+        if np.unique(up_train[:, j]).size < 2:
+            raise ValueError(
+                f"up_train column {j} holds only {int(up_train[0, j])}s: a classifier needs both classes"
+            )
+    return X_train, up_train, X_val, up_val
+
+
+def _check_grid(grid: Sequence[Any], name: str = "grid") -> list[Any]:
+    grid = list(grid)
+    if len(grid) != TUNING_BUDGET:
+        raise ValueError(
+            f"{name} has {len(grid)} settings; every rival family tries exactly "
+            f"TUNING_BUDGET = {TUNING_BUDGET} on the validation block"
+        )
+    if any(grid[i] == grid[j] for i in range(len(grid)) for j in range(i)):
+        raise ValueError(f"{name} repeats a setting: {grid}")
+    return grid
+
+
+def _accuracy(prob: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """Direction accuracy per column of calling "up" where ``prob > 0.5`` (as ``results_table``)."""
+    return ((prob > 0.5) == (up == 1)).mean(axis=0)
+
+
+@dataclass
+class RivalFit:
+    """A non-neural rival, fitted and tuned: one classifier per horizon and the setting chosen.
+
+    Attributes
+    ----------
+    name : str
+        Its name in results tables.
+    settings : dict
+        The setting chosen on the validation block (one of :data:`TUNING_BUDGET` candidates).
+    val_accuracy : ndarray [H]
+        Validation direction accuracy of the chosen setting, per horizon.
+    tuning : DataFrame
+        One row per candidate tried, in the order tried: its settings and ``val_accuracy`` (mean
+        over horizons, the score the choice maximised).
+    models : list
+        The fitted classifiers, one per horizon.
+    n_features : int
+        Columns of the feature matrix it was fitted on.
+    features : callable, optional
+        Turns a windows dict into that feature matrix (:func:`flat_windows`, ...), so that
+        :meth:`predict` also takes windows.
+    """
+
+    name: str
+    settings: dict[str, Any]
+    val_accuracy: np.ndarray
+    tuning: pd.DataFrame
+    models: list[Any] = field(repr=False)
+    n_features: int = 0
+    features: Callable[[Mapping[str, Any]], np.ndarray] | None = field(default=None, repr=False)
+
+    def predict(self, X: Any) -> dict[str, np.ndarray]:
+        """Probability of "up" per horizon, for :func:`msa_lib.evaluate.results_table`.
+
+        Parameters
+        ----------
+        X : array [N, D] or dict of str -> array [N, L_s, F_s]
+            A feature matrix like the one it was fitted on, or windows (only when the fit was given
+            ``features``).
+
+        Returns
+        -------
+        dict
+            ``{"direction_prob": ndarray [N, H]}`` (float64).
+        """
+        if isinstance(X, Mapping):
+            if self.features is None:
+                raise ValueError(
+                    f"{self.name} was fitted on a feature matrix without `features`: pass the "
+                    "matrix, or fit with features=flat_windows (or lag_features)"
+                )
+            X = self.features(X)
+        X = _feature_matrix(X, "X")
+        if X.shape[1] != self.n_features:
+            raise ValueError(f"X has {X.shape[1]} columns; {self.name} was fitted on {self.n_features}")
+        prob = np.column_stack([m.predict_proba(X)[:, 1] for m in self.models])  # [N, H]
+        return {"direction_prob": prob.astype(np.float64)}
+
+
+def _tune(
+    name: str,
+    candidates: list[dict[str, Any]],
+    fit_one: Callable[[dict[str, Any], np.ndarray, np.ndarray], Any],
+    X_train: np.ndarray,
+    up_train: np.ndarray,
+    X_val: np.ndarray,
+    up_val: np.ndarray,
+    features: Callable[[Mapping[str, Any]], np.ndarray] | None,
+) -> RivalFit:
+    """Fit every candidate (one model per horizon), keep the best mean validation accuracy.
+
+    Ties go to the earlier candidate (grids list the simpler settings first).
+    """
+    rows, best = [], None
+    for settings in candidates:
+        models = [fit_one(settings, up_train[:, j], up_val[:, j]) for j in range(up_train.shape[1])]
+        prob = np.column_stack([m.predict_proba(X_val)[:, 1] for m in models])  # [N_val, H]
+        acc = _accuracy(prob, up_val)  # [H]
+        rows.append({**settings, "val_accuracy": float(acc.mean())})
+        if best is None or acc.mean() > best[2].mean():
+            best = (settings, models, acc)
+    assert best is not None
+    settings, models, acc = best
+    return RivalFit(name=name, settings=dict(settings), val_accuracy=acc, tuning=pd.DataFrame(rows),
+                    models=models, n_features=X_train.shape[1], features=features)
+
+
+def fit_logistic(
+    X_train: Any,
+    up_train: Any,
+    X_val: Any,
+    up_val: Any,
+    *,
+    grid: Sequence[float] = (0.01, 0.1, 1.0),
+    features: Callable[[Mapping[str, Any]], np.ndarray] | None = None,
+    name: str = "logistic",
+) -> RivalFit:
+    """Logistic regression per horizon on standardised features, ``C`` chosen on validation.
+
+    One scikit-learn :cite:p:`pedregosa2011sklearn` ``LogisticRegression`` (L2 penalty, lbfgs,
+    deterministic) per horizon, after a ``StandardScaler`` fitted on the training rows. The inverse
+    regularisation strength ``C`` is the same for every horizon and is chosen, among the
+    :data:`TUNING_BUDGET` values of ``grid``, by the mean over horizons of the validation direction
+    accuracy. The classifiers stay fitted on the training block only, like the networks.
+
+    A linear model of the features: it can learn "up when x is high", never "up when x and y have
+    the same sign" unless someone builds the product feature by hand.
+
+    Parameters
+    ----------
+    X_train, X_val : array [N, D]
+        Features (:func:`flat_windows`, :func:`lag_features`...) of the training and validation
+        blocks.
+    up_train, up_val : array [N, H] or [N]
+        0/1 labels, 1 where the return over the horizon was positive (``data.train.up``).
+    grid : sequence of float, default (0.01, 0.1, 1.0)
+        Exactly :data:`TUNING_BUDGET` distinct values of ``C`` > 0.
+    features : callable, optional
+        Windows -> feature matrix, kept so that :meth:`RivalFit.predict` takes windows too.
+    name : str, default "logistic"
+
+    Returns
+    -------
+    RivalFit
+
+    Raises
+    ------
+    ValueError
+        Naming the argument: rows that do not match, NaN or inf, labels other than 0/1, a horizon
+        with one class only, a grid of the wrong size.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X_train, up_train, X_val, up_val = _check_fit_inputs(X_train, up_train, X_val, up_val)
+    grid = _check_grid(grid)
+    if any(isinstance(c, bool) or not isinstance(c, int | float | np.number) or not c > 0 for c in grid):
+        raise ValueError(f"grid: every C must be a number > 0, got {grid}")
+
+    def fit_one(settings: dict[str, Any], y: np.ndarray, _y_val: np.ndarray) -> Any:
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=settings["C"], max_iter=2000))
+        return model.fit(X_train, y)
+
+    candidates = [{"C": float(c)} for c in grid]
+    return _tune(name, candidates, fit_one, X_train, up_train, X_val, up_val, features)
+
+
+#: LightGBM parameters every candidate shares (a grid may not change them).
+LIGHTGBM_FIXED = ("objective", "n_estimators", "n_jobs", "deterministic", "force_row_wise",
+                  "random_state", "verbose")
+
+
+def fit_lightgbm(
+    X_train: Any,
+    up_train: Any,
+    X_val: Any,
+    up_val: Any,
+    *,
+    seed: int,
+    grid: Sequence[Mapping[str, Any]] = (
+        {"num_leaves": 7, "learning_rate": 0.1},
+        {"num_leaves": 15, "learning_rate": 0.05},
+        {"num_leaves": 31, "learning_rate": 0.05},
+    ),
+    max_rounds: int = 500,
+    early_stopping: int = 20,
+    features: Callable[[Mapping[str, Any]], np.ndarray] | None = None,
+    name: str = "lightgbm",
+) -> RivalFit:
+    """Gradient-boosted trees per horizon (LightGBM), settings chosen on validation.
+
+    One LightGBM :cite:p:`ke2017lightgbm` ``LGBMClassifier`` (binary objective) per horizon, with
+    at most ``max_rounds`` trees, stopped early when the validation block's log loss has not
+    improved for ``early_stopping`` rounds. Among the :data:`TUNING_BUDGET` candidates of ``grid``
+    the one with the best mean validation direction accuracy is kept. Runs on one thread,
+    deterministically (``deterministic=True``, ``force_row_wise=True``, ``random_state=seed``): the
+    same inputs and seed give the same trees.
+
+    Trees split on one feature after another, so they can learn interactions ("up when x and y have
+    the same sign") that a linear model cannot.
+
+    Parameters
+    ----------
+    X_train, up_train, X_val, up_val
+        As in :func:`fit_logistic`.
+    seed : int
+        LightGBM's ``random_state``.
+    grid : sequence of dict
+        Exactly :data:`TUNING_BUDGET` distinct candidates, each a dict of ``LGBMClassifier``
+        parameters (default: three ``num_leaves`` / ``learning_rate`` pairs, smallest trees first).
+        The parameters in :data:`LIGHTGBM_FIXED` cannot be set.
+    max_rounds : int, default 500
+        Most trees per classifier.
+    early_stopping : int, default 20
+        Rounds without improvement of the validation log loss before stopping.
+    features : callable, optional
+        Windows -> feature matrix, kept so that :meth:`RivalFit.predict` takes windows too.
+    name : str, default "lightgbm"
+
+    Returns
+    -------
+    RivalFit
+        Each of its ``models`` records where early stopping stopped in ``best_iteration_``.
+    """
+    import lightgbm as lgb
+
+    X_train, up_train, X_val, up_val = _check_fit_inputs(X_train, up_train, X_val, up_val)
+    grid = _check_grid(grid)
+    for candidate in grid:
+        if not isinstance(candidate, Mapping):
+            raise ValueError(f"grid: each candidate must be a dict of LightGBM parameters, got {candidate!r}")
+        fixed = sorted(set(candidate) & set(LIGHTGBM_FIXED))
+        if fixed:
+            raise ValueError(f"grid: {fixed} are fixed for every candidate and cannot be tuned")
+    for value, what, least in ((max_rounds, "max_rounds", 1), (early_stopping, "early_stopping", 1),
+                               (seed, "seed", 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise ValueError(f"{what} must be a whole number >= {least}, got {value!r}")
+
+    def fit_one(settings: dict[str, Any], y: np.ndarray, y_val: np.ndarray) -> Any:
+        model = lgb.LGBMClassifier(
+            objective="binary", n_estimators=max_rounds, n_jobs=1, deterministic=True,
+            force_row_wise=True, random_state=seed, verbose=-1, **settings,
+        )
+        return model.fit(X_train, y, eval_X=X_val, eval_y=y_val,
+                         callbacks=[lgb.early_stopping(early_stopping, verbose=False)])
+
+    return _tune(name, [dict(c) for c in grid], fit_one, X_train, up_train, X_val, up_val, features)

@@ -1,6 +1,6 @@
 """Tests of msa_lib.baselines: the naive rules against values worked out by hand; the trained
 rivals built by kind, with the shared outputs, each reading what it should and learning a planted
-rule."""
+rule; the non-neural rivals tuned within the same budget, beating chance only where they can."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,11 +11,17 @@ from tiny_models import ES, make_config, make_windows
 
 from msa_lib import evaluate as ev
 from msa_lib.baselines import (
+    TUNING_BUDGET,
     LinearBaseline,
     LSTMBaseline,
     NHiTSStyle,
     PatchTSTStyle,
     SingleScaleTransformer,
+    column_index,
+    fit_lightgbm,
+    fit_logistic,
+    flat_windows,
+    lag_features,
     last_sign_score,
     majority_class_score,
     max_pool_time,
@@ -24,7 +30,7 @@ from msa_lib.baselines import (
 )
 from msa_lib.cache import fit_experiment
 from msa_lib.checkpoints import load_checkpoint, save_checkpoint
-from msa_lib.data import make_targets
+from msa_lib.data import make_targets, scale_features
 from msa_lib.model import ForecastHeads, ScaleConfig, build_model, config_from_windows
 from msa_lib.prepare import prepare_experiment
 from msa_lib.train import predict
@@ -380,3 +386,148 @@ def test_the_rivals_train_in_the_course_loop_from_an_experiment():
         out = predict(fit.model, data.test)
         assert out["direction_prob"].shape == (len(data.test), 2)
 
+
+# --- non-neural rivals ---------------------------------------------------------------------------
+def test_flat_windows_is_what_the_linear_baseline_reads():
+    cfg = make_config()
+    w = make_windows(cfg)
+    X = flat_windows(w)
+    assert X.shape == (5, 7 * 3 + 13 * 4 + 1 * 2)
+    net = build_model("linear", cfg).eval()
+    np.testing.assert_allclose(X, net(w, return_details=True)["fused"].detach().numpy())
+    np.testing.assert_array_equal(flat_windows(w, scales=["1D"]), w["1D"][:, 0].numpy())
+    with pytest.raises(ValueError, match=r"windows\['5min'\] has 4 rows but windows\['1min'\] has 5"):
+        flat_windows({**w, "5min": w["5min"][:4]})
+    with pytest.raises(ValueError, match="windows has no scale '1h'"):
+        flat_windows(w, scales=["1h"])
+
+
+def test_lag_features_take_the_named_column_of_the_newest_rows():
+    rng = np.random.default_rng(0)
+    bars = bars_from(100 * np.exp(np.cumsum(rng.normal(0, 1e-3, 60))))
+    frames = {"1min": scale_features(bars, lags=(5, 1), vol_windows=(3,), ma_windows=(3,),
+                                     volume_window=3, rsi_window=3)}
+    index = column_index(frames)
+    assert index == {"1min": 1}  # lags (5, 1): ret_5 first, then ret_1
+    with pytest.raises(ValueError, match=r"frames\['1min'\] has no column 'ret_2'; its columns are \['ret_5'"):
+        column_index(frames, "ret_2")
+    fine = np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3)  # [N=2, L=4, F=3]
+    coarse = -np.arange(2 * 2 * 2, dtype=np.float32).reshape(2, 2, 2)  # [N=2, L=2, F=2]
+    windows = {"fine": fine, "coarse": coarse}
+    X = lag_features(windows, {"fine": 1, "coarse": 0}, n_lags={"fine": 3})
+    np.testing.assert_array_equal(X, np.concatenate([fine[:, 1:, 1], coarse[:, :, 0]], axis=1))
+    np.testing.assert_array_equal(lag_features(windows, n_lags=1), [[9, -2], [21, -6]])  # column 0
+    with pytest.raises(ValueError, match=r"feature_index\['coarse'\] = 2 is not a column"):
+        lag_features(windows, {"fine": 0, "coarse": 2})
+    with pytest.raises(ValueError, match="feature_index has no entry for scale 'coarse'"):
+        lag_features(windows, {"fine": 0})
+    with pytest.raises(ValueError, match=r"n_lags for scale 'coarse' must be an int in \[1, 2\]"):
+        lag_features(windows, n_lags=3)
+
+
+def planted_features(n: int, seed: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """Six standard-normal features; two horizons of 0/1 labels from a linear or a product rule."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 6))
+    z = X[:, 0] - 0.5 * X[:, 2] if rule == "linear" else X[:, 0] * X[:, 1]
+    up = np.stack([z > 0, z + 0.3 * rng.normal(size=n) > 0], axis=1).astype(np.float32)  # [N, 2]
+    return X, up
+
+
+def held_out_accuracy(fit, rule: str) -> np.ndarray:
+    """Direction accuracy of ``fit`` per horizon on fresh rows of the planted ``rule``."""
+    X, up = planted_features(2000, 2, rule)
+    prob = fit.predict(X)["direction_prob"]
+    assert prob.shape == (2000, 2) and ((prob >= 0) & (prob <= 1)).all()
+    return ((prob > 0.5) == (up == 1)).mean(axis=0)
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    """Training and validation blocks of both planted rules."""
+    return {rule: (*planted_features(1500, 0, rule), *planted_features(500, 1, rule))
+            for rule in ("linear", "product")}
+
+
+def test_logistic_tries_exactly_the_budget_and_keeps_the_best(blocks):
+    grid = (0.001, 0.1, 10.0)
+    fit = fit_logistic(*blocks["linear"], grid=grid)
+    assert TUNING_BUDGET == 3 and len(fit.tuning) == TUNING_BUDGET
+    assert fit.tuning["C"].tolist() == list(grid)
+    best = int(fit.tuning["val_accuracy"].to_numpy().argmax())
+    assert fit.settings == {"C": grid[best]}
+    assert fit.val_accuracy.shape == (2,)
+    assert fit.val_accuracy.mean() == pytest.approx(fit.tuning["val_accuracy"].max())
+    for bad in ((0.1, 1.0), (0.1, 1.0, 10.0, 100.0)):
+        with pytest.raises(ValueError, match=f"grid has {len(bad)} settings.*TUNING_BUDGET = 3"):
+            fit_logistic(*blocks["linear"], grid=bad)
+    with pytest.raises(ValueError, match="grid repeats a setting"):
+        fit_logistic(*blocks["linear"], grid=(0.1, 0.1, 1.0))
+
+
+def test_logistic_learns_a_linear_rule_but_not_a_product(blocks):
+    assert (held_out_accuracy(fit_logistic(*blocks["linear"]), "linear") > 0.8).all()
+    assert (held_out_accuracy(fit_logistic(*blocks["product"]), "product") < 0.6).all()
+
+
+def test_lightgbm_learns_an_interaction_within_the_budget(blocks):
+    grid = ({"num_leaves": 3, "learning_rate": 0.1}, {"num_leaves": 7, "learning_rate": 0.1},
+            {"num_leaves": 15, "learning_rate": 0.05})
+    fit = fit_lightgbm(*blocks["product"], seed=0, grid=grid, max_rounds=200)
+    assert len(fit.tuning) == TUNING_BUDGET and fit.settings in [dict(c) for c in grid]
+    assert fit.tuning.loc[fit.tuning["val_accuracy"].idxmax(), "num_leaves"] == fit.settings["num_leaves"]
+    assert (held_out_accuracy(fit, "product") > 0.7).all()
+    assert all(1 <= m.best_iteration_ < 200 for m in fit.models)  # stopped early on validation
+    with pytest.raises(ValueError, match=r"grid: \['n_jobs'\] are fixed"):
+        fit_lightgbm(*blocks["product"], seed=0, grid=[{"n_jobs": 2}, {}, {"num_leaves": 3}])
+
+
+@pytest.mark.parametrize("fitter", ["logistic", "lightgbm"])
+def test_rival_fits_are_deterministic(blocks, fitter):
+    def fit():
+        if fitter == "logistic":
+            return fit_logistic(*blocks["product"])
+        return fit_lightgbm(*blocks["product"], seed=7, max_rounds=50)
+
+    X, _ = planted_features(300, 3, "product")
+    first, second = fit(), fit()
+    assert first.settings == second.settings
+    np.testing.assert_array_equal(first.predict(X)["direction_prob"], second.predict(X)["direction_prob"])
+
+
+def test_a_rival_fit_predicts_from_windows_into_a_results_table():
+    windows, up = planted_windows(400, seed=0)
+    up = np.concatenate([up.numpy(), 1 - up.numpy()], axis=1)  # two horizons
+    train = {k: w[:300] for k, w in windows.items()}
+    val = {k: w[300:] for k, w in windows.items()}
+    fit = fit_logistic(flat_windows(train), up[:300], flat_windows(val), up[300:],
+                       features=flat_windows, name="logistic (flat)")
+    np.testing.assert_array_equal(fit.predict(val)["direction_prob"],
+                                  fit.predict(flat_windows(val))["direction_prob"])
+    y = np.where(up[300:] == 1, 1.0, -1.0)  # realised returns whose signs are the labels
+    table = ev.results_table(y, {fit.name: fit.predict(val)}, horizons=["a", "b"])
+    np.testing.assert_allclose(table["accuracy"].to_numpy(), fit.val_accuracy)
+    bare = fit_logistic(flat_windows(train), up[:300], flat_windows(val), up[300:])
+    with pytest.raises(ValueError, match="fitted on a feature matrix without `features`"):
+        bare.predict(val)
+    with pytest.raises(ValueError, match="X has 3 columns; logistic was fitted on 18"):
+        bare.predict(np.zeros((2, 3)))
+
+
+def test_rival_fits_name_the_bad_argument(blocks):
+    X, up, Xv, upv = blocks["linear"]
+    nan = Xv.copy()
+    nan[4, 2] = np.nan
+    cases = [
+        ((X, up[:-1], Xv, upv), "up_train has 1499 rows but X_train has 1500"),
+        ((X, up, Xv[:, :5], upv), "X_val has 5 columns but X_train has 6"),
+        ((X, up, nan, upv), r"X_val holds NaN or inf \(first at row 4, column 2\)"),
+        ((X, up, Xv, upv[:, :1]), "up_val has 1 horizons but up_train has 2"),
+        ((X, up * 2, Xv, upv), "up_train must hold only 0 and 1"),
+        ((X, np.ones_like(up), Xv, upv), "up_train column 0 holds only 1s"),
+        ((X[:, :, None], up, Xv, upv), r"X_train must be a non-empty \[N, D\] array"),
+    ]
+    for args, message in cases:
+        for fitter in (fit_logistic, lambda *a: fit_lightgbm(*a, seed=0)):
+            with pytest.raises(ValueError, match=message):
+                fitter(*args)
