@@ -950,8 +950,10 @@ def fit_logistic(
 ) -> RivalFit:
     """Logistic regression per horizon on standardised features, ``C`` chosen on validation.
 
-    One scikit-learn :cite:p:`pedregosa2011sklearn` ``LogisticRegression`` (L2 penalty, lbfgs,
-    deterministic) per horizon, after a ``StandardScaler`` fitted on the training rows. The inverse
+    One scikit-learn :cite:p:`pedregosa2011sklearn` ``LogisticRegression`` (L2 penalty) per
+    horizon, after a ``StandardScaler`` fitted on the training rows. The ``newton-cholesky`` solver
+    is exact and deterministic, and on the course's flat windows (18,655 rows, 765 columns) it fits
+    in under a second where ``lbfgs`` took 4-7 s (measured on this project's 2-core CPU). The inverse
     regularisation strength ``C`` is the same for every horizon and is chosen, among the
     :data:`TUNING_BUDGET` values of ``grid``, by the mean over horizons of the validation direction
     accuracy. The classifiers stay fitted on the training block only, like the networks.
@@ -992,8 +994,8 @@ def fit_logistic(
         raise ValueError(f"grid: every C must be a number > 0, got {grid}")
 
     def fit_one(settings: dict[str, Any], y: np.ndarray, _y_val: np.ndarray) -> Any:
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=settings["C"], max_iter=2000))
-        return model.fit(X_train, y)
+        logistic = LogisticRegression(C=settings["C"], solver="newton-cholesky", max_iter=200)
+        return make_pipeline(StandardScaler(), logistic).fit(X_train, y)
 
     candidates = [{"C": float(c)} for c in grid]
     return _tune(name, candidates, fit_one, X_train, up_train, X_val, up_val, features)
