@@ -446,12 +446,12 @@ class NHiTSBlock(nn.Module):
 class NHiTSStyle(nn.Module):
     """A compact N-HiTS-style rival: one MLP block per time scale, doubly residual stacking.
 
-    N-HiTS :cite:p:`challu2023nhits` builds on N-BEATS :cite:p:`oreshkin2020nbeats`: a stack of MLP
-    blocks, each of which reads the running *residual* of the input, subtracts its *backcast* from
-    it and adds its *forecast* to the running sum. Its own idea is multi-rate input: each block
-    max-pools the input with its own kernel (the first blocks the most), so different blocks see
-    the series at different sampling rates, and each block forecasts a few knots that are
-    interpolated to the horizon.
+    N-HiTS (Challu et al., AAAI 2023, :cite:p:`challu2023nhits`) builds on N-BEATS (Oreshkin et al.,
+    ICLR 2020, :cite:p:`oreshkin2020nbeats`): a stack of MLP blocks, each of which reads the running
+    *residual* of the input, subtracts its *backcast* from it and adds its *forecast* to the running
+    sum. Its own idea is multi-rate input: each block max-pools the input with its own kernel (the
+    first blocks the most), so different blocks see the series at different sampling rates, and each
+    block forecasts a few knots that are interpolated to the horizon.
 
     Our scales already are such multi-rate samplings (one-minute bars, five-minute bars, hours,
     days), so here block ``i`` reads the window of scale ``i``, flattened after an optional max-pool
@@ -478,9 +478,9 @@ class NHiTSStyle(nn.Module):
     * Exogenous, static and future inputs are absent: every feature of a window is an input.
 
     Checked against the reference implementation (``neuralforecast/models/nhits.py`` of
-    Nixtla/neuralforecast): ReLU MLP blocks with two hidden layers, ``residuals = (residuals -
-    backcast) * mask`` and ``forecast = forecast + block_forecast``, MaxPool1d with ``ceil_mode``
-    on the newest-first series, largest pooling kernels in the first stacks.
+    Nixtla/neuralforecast): ReLU MLPs (512-unit hidden layers by default there), ``residuals =
+    (residuals - backcast) * mask`` and ``forecast = forecast + block_forecast``, MaxPool1d with
+    ``ceil_mode`` on the newest-first series, the largest pooling kernels in the first stacks.
 
     Requires windows of exactly ``lookback`` rows per scale (the MLPs' input sizes are fixed).
     Hidden rows (mask False) take no part (see :func:`max_pool_time`).
@@ -548,9 +548,9 @@ def patch_length(scale: ScaleConfig) -> int:
 class PatchTSTStyle(nn.Module):
     """A compact PatchTST-style rival: patches of every scale as tokens of one Transformer encoder.
 
-    PatchTST :cite:p:`nie2023patchtst` cuts a series into patches of ``P`` consecutive steps,
-    embeds each flattened patch linearly, adds a learnable position embedding and runs a
-    Transformer encoder over the patch tokens: fewer, richer tokens than one per step.
+    PatchTST (Nie et al., ICLR 2023, :cite:p:`nie2023patchtst`) cuts a series into patches of ``P``
+    consecutive steps, embeds each flattened patch linearly, adds a learnable position embedding and
+    runs a Transformer encoder over the patch tokens: fewer, richer tokens than one per step.
 
     Here each scale's window ``[B, L, F]`` is cut into patches of ``P = min(lookback, patch_len)``
     rows (``ScaleConfig.patch_len``, default 5). When ``L`` is not a multiple of ``P`` the *oldest*
@@ -950,13 +950,14 @@ def fit_logistic(
 ) -> RivalFit:
     """Logistic regression per horizon on standardised features, ``C`` chosen on validation.
 
-    One scikit-learn :cite:p:`pedregosa2011sklearn` ``LogisticRegression`` (L2 penalty) per
-    horizon, after a ``StandardScaler`` fitted on the training rows. The ``newton-cholesky`` solver
-    is exact and deterministic, and on the course's flat windows (18,655 rows, 765 columns) it fits
-    in under a second where ``lbfgs`` took 4-7 s (measured on this project's 2-core CPU). The inverse
-    regularisation strength ``C`` is the same for every horizon and is chosen, among the
-    :data:`TUNING_BUDGET` values of ``grid``, by the mean over horizons of the validation direction
-    accuracy. The classifiers stay fitted on the training block only, like the networks.
+    One scikit-learn (Pedregosa et al., 2011, :cite:p:`pedregosa2011sklearn`) ``LogisticRegression``
+    (L2 penalty) per horizon, after a ``StandardScaler`` fitted on the training rows. The
+    ``newton-cholesky`` solver is exact and deterministic, and on the course's flat windows (18,655
+    rows, 765 columns) it fits in under a second where ``lbfgs`` took 4-7 s (measured on a
+    shared 2-core CPU). The inverse regularisation strength ``C`` is the same for every horizon
+    and is chosen, among the :data:`TUNING_BUDGET` values of ``grid``, by the mean over horizons of
+    the validation direction accuracy. The classifiers stay fitted on the training block only, like
+    the networks.
 
     A linear model of the features: it can learn "up when x is high", never "up when x and y have
     the same sign" unless someone builds the product feature by hand.
@@ -1025,12 +1026,12 @@ def fit_lightgbm(
 ) -> RivalFit:
     """Gradient-boosted trees per horizon (LightGBM), settings chosen on validation.
 
-    One LightGBM :cite:p:`ke2017lightgbm` ``LGBMClassifier`` (binary objective) per horizon, with
-    at most ``max_rounds`` trees, stopped early when the validation block's log loss has not
-    improved for ``early_stopping`` rounds. Among the :data:`TUNING_BUDGET` candidates of ``grid``
-    the one with the best mean validation direction accuracy is kept. Runs on one thread,
-    deterministically (``deterministic=True``, ``force_row_wise=True``, ``random_state=seed``): the
-    same inputs and seed give the same trees.
+    One LightGBM (Ke et al., NIPS 2017, :cite:p:`ke2017lightgbm`) ``LGBMClassifier`` (binary
+    objective) per horizon, with at most ``max_rounds`` trees, stopped early when the validation
+    block's log loss has not improved for ``early_stopping`` rounds. Among the :data:`TUNING_BUDGET`
+    candidates of ``grid`` the one with the best mean validation direction accuracy is kept. Runs on
+    one thread, deterministically (``deterministic=True``, ``force_row_wise=True``,
+    ``random_state=seed``): the same inputs and seed give the same trees.
 
     Trees split on one feature after another, so they can learn interactions ("up when x and y have
     the same sign") that a linear model cannot.
