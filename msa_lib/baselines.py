@@ -780,7 +780,10 @@ def lag_features(
                 f"feature_index[{name!r}] = {j!r} is not a column of windows[{name!r}] "
                 f"({w.shape[2]} features)"
             )
-        k = n_lags.get(name, w.shape[1]) if isinstance(n_lags, Mapping) else (n_lags or w.shape[1])
+        if isinstance(n_lags, Mapping):
+            k = n_lags.get(name, w.shape[1])
+        else:
+            k = w.shape[1] if n_lags is None else n_lags
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= w.shape[1]:
             raise ValueError(f"n_lags for scale {name!r} must be an int in [1, {w.shape[1]}], got {k!r}")
         columns.append(w[:, -k:, j])  # [N, k], oldest first

@@ -423,6 +423,8 @@ def test_lag_features_take_the_named_column_of_the_newest_rows():
         lag_features(windows, {"fine": 0})
     with pytest.raises(ValueError, match=r"n_lags for scale 'coarse' must be an int in \[1, 2\]"):
         lag_features(windows, n_lags=3)
+    with pytest.raises(ValueError, match=r"n_lags for scale 'fine' must be an int in \[1, 4\], got 0"):
+        lag_features(windows, n_lags=0)
 
 
 def planted_features(n: int, seed: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
