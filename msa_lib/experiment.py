@@ -448,15 +448,15 @@ class ModelSection(_Section):
 
     Attributes
     ----------
-    kind : {"multiscale", "lstm", "single_scale", "linear"}
-        The multi-scale attention network, or one of its rivals.
+    kind : {"multiscale", "lstm", "single_scale", "linear", "nhits", "patchtst"}
+        The multi-scale attention network, or one of its rivals (:mod:`msa_lib.baselines`).
     d_model, n_layers, n_heads, n_cross_heads, conv_kernel, dropout, pos_encoding,
     cross_attention, gates, pyramid_levels
         As in :class:`msa_lib.model.ModelConfig`; ``n_layers``, ``n_heads`` and ``conv_kernel``
         apply to every scale's encoder.
     """
 
-    kind: Literal["multiscale", "lstm", "single_scale", "linear"] = "multiscale"
+    kind: Literal["multiscale", "lstm", "single_scale", "linear", "nhits", "patchtst"] = "multiscale"
     d_model: int = 32
     n_layers: int = 1
     n_heads: int = 4

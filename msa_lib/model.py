@@ -118,6 +118,12 @@ class ScaleConfig:
     conv_kernel : int, default 0
         Width of a causal 1-D convolution applied before attention (0 = none). Useful for the
         finest, noisiest scales, where neighbouring bars form local patterns.
+    pool_kernel : int, default 1
+        Read by :class:`msa_lib.baselines.NHiTSStyle` only: kernel (and stride) of the max-pooling
+        over time applied to this scale's window before its MLP block (1 = no pooling).
+    patch_len : int, default 5
+        Read by :class:`msa_lib.baselines.PatchTSTStyle` only: rows per patch, capped at the
+        lookback (the patch length used is ``min(lookback, patch_len)``).
     """
 
     name: str
@@ -126,12 +132,14 @@ class ScaleConfig:
     n_layers: int = 1
     n_heads: int = 4
     conv_kernel: int = 0
+    pool_kernel: int = 1
+    patch_len: int = 5
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"ScaleConfig.name must be a non-empty string, got {self.name!r}")
         where = f"scale {self.name!r}"
-        for key in ("n_features", "lookback", "n_layers", "n_heads"):
+        for key in ("n_features", "lookback", "n_layers", "n_heads", "pool_kernel", "patch_len"):
             _check_int(getattr(self, key), key, 1, where)
         _check_int(self.conv_kernel, "conv_kernel", 0, where)
 
@@ -279,6 +287,8 @@ def config_from_windows(
     n_layers: int | Mapping[str, int] = 1,
     n_heads: int | Mapping[str, int] = 4,
     conv_kernel: int | Mapping[str, int] = 0,
+    pool_kernel: int | Mapping[str, int] = 1,
+    patch_len: int | Mapping[str, int] = 5,
     **model_options: Any,
 ) -> ModelConfig:
     """A :class:`ModelConfig` whose scales, feature counts and lookbacks match a windows dict.
@@ -289,7 +299,7 @@ def config_from_windows(
         As returned by :func:`msa_lib.data.make_windows`.
     scales : sequence of str, optional
         Scales to use, in order (default: every key of ``windows``, in its order).
-    n_layers, n_heads, conv_kernel : int or dict of str -> int
+    n_layers, n_heads, conv_kernel, pool_kernel, patch_len : int or dict of str -> int
         One value for every scale, or a value per scale name (missing names get the default).
     **model_options
         Any other :class:`ModelConfig` field (``d_model``, ``horizons``, ``cross_attention``...).
@@ -322,6 +332,8 @@ def config_from_windows(
                 n_layers=pick(n_layers, name, 1),
                 n_heads=pick(n_heads, name, 4),
                 conv_kernel=pick(conv_kernel, name, 0),
+                pool_kernel=pick(pool_kernel, name, 1),
+                patch_len=pick(patch_len, name, 5),
             )
         )
     return ModelConfig(scales=tuple(configs), **model_options)
@@ -1104,11 +1116,13 @@ MODEL_KINDS: dict[str, str] = {
     "lstm": "msa_lib.baselines:LSTMBaseline",
     "single_scale": "msa_lib.baselines:SingleScaleTransformer",
     "linear": "msa_lib.baselines:LinearBaseline",
+    "nhits": "msa_lib.baselines:NHiTSStyle",
+    "patchtst": "msa_lib.baselines:PatchTSTStyle",
 }
 
 
 def model_class(kind: str) -> type[nn.Module]:
-    """The class of a model kind (``"multiscale"``, ``"lstm"``, ``"single_scale"``, ``"linear"``)."""
+    """The class of a model kind (a key of :data:`MODEL_KINDS`: ``"multiscale"``, ``"lstm"``...)."""
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(MODEL_KINDS)}")
     module, name = MODEL_KINDS[kind].split(":")
@@ -1116,7 +1130,8 @@ def model_class(kind: str) -> type[nn.Module]:
 
 
 def build_model(kind: str, config: ModelConfig | Mapping[str, Any]) -> nn.Module:
-    """Build a model by kind: ``"multiscale"``, ``"lstm"``, ``"single_scale"`` or ``"linear"``.
+    """Build a model by kind: ``"multiscale"``, ``"lstm"``, ``"single_scale"``, ``"linear"``,
+    ``"nhits"`` or ``"patchtst"`` (the keys of :data:`MODEL_KINDS`).
 
     Examples
     --------

@@ -53,11 +53,13 @@ ODD = (ScaleConfig("1min", 3, 7), ScaleConfig("5min", 4, 13), ScaleConfig("1D", 
 
 
 def make_config(**options) -> ModelConfig:
-    """A small :class:`ModelConfig` over :data:`ODD` (no dropout unless asked for)."""
+    """A small :class:`ModelConfig` over :data:`ODD` unless ``scales`` are given (no dropout
+    unless asked for)."""
+    options.setdefault("scales", ODD)
     options.setdefault("d_model", 16)
     options.setdefault("dropout", 0.0)
     options.setdefault("horizons", ("15min", "1h"))
-    return ModelConfig(scales=ODD, **options)
+    return ModelConfig(**options)
 
 
 def make_windows(config: ModelConfig, batch: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
