@@ -10,29 +10,43 @@
 
 The synthetic market
 --------------------
-Time runs in minutes ``u``; day ``d`` (a UTC day) holds 1,440 of them. The log return of minute
-``u`` is
+Time runs in minutes ``u``; UTC day ``d`` holds 1,440 of them. Three planted parts, each visible at
+one scale only, make a move whose direction needs two scales at once:
 
-``r_u = s_d * mu + y_u``,   ``y_u = s_d * beta(s_d) * m_{u-1} + sigma_u * eps_u``
+* **Slow state** ``s_d`` (+1 or -1, daily scale): the sign of the log return over the
+  ``state_days`` daily bars that end with the close of day ``d - 2``. It uses completed daily bars
+  only, is known a whole day before it applies, and no intraday window of the course (at most 12
+  hours of hourly bars) overlaps the days that set it.
+* **Bursts** (1-minute scale): each minute is a burst with probability ``event_rate``, except the
+  minute right after a burst and a minute in which a jump lands. A burst bar trades
+  ``event_volume`` times its usual volume and spikes by ``spike_size`` times that minute's noise
+  scale, up or down at random; the next minute undoes the burst bar's whole move (the *reversal*),
+  so 5-minute and coarser bars barely show which way it went. The burst's sign ``e`` (+1/-1) is
+  the sign of the burst bar's return: its 1-minute bar shows it exactly.
+* **Jumps**: ``reaction_delay`` minutes after a burst the price jumps by ``s * e * jump_size``, with
+  ``jump_size = signal_strength * minute_vol`` and ``s`` the state of the burst's day. With ``s``
+  and ``e`` balanced, neither the daily state alone nor the burst's sign alone says which way the
+  jump goes; their product does.
 
-* ``s_d`` (the **trend state**, +1 or -1) is the sign of the log return over the ``trend_days``
-  daily bars ending with the close of day ``d - 2``. It uses completed daily bars only and is known
-  a whole day before it applies, which keeps the oracle exact for horizons up to one day.
-* ``m_{u-1}`` (the **momentum**) is the mean of the last ``momentum_minutes`` values of ``y`` (the
-  minute returns with the tiny trend drift ``s * mu`` taken out).
-* ``s * beta(s) * m`` is the planted **cross-scale** signal, a product: after a rising stretch
-  (``s = +1``) short-term moves *continue* (``beta(+1) = signal_strength``); after a falling stretch
-  (``s = -1``) they *reverse* (``beta(-1) = signal_strength * reversal_ratio``, larger because
-  reversals damp themselves while continuations compound). With ``s`` balanced, neither momentum
-  alone nor the trend state alone says which way the price goes next.
-* ``mu = trend_drift / 1440``: a small drift in the direction of the trend state.
+The log return of minute ``u`` is
+
+``r_u = sigma_u * eps_u + spike_u + reversal_u + jump_u``
+
+* ``spike_u = +-spike_size * sigma_u`` on a burst minute (random sign), 0 elsewhere;
+  ``reversal_u = -r_{u-1}`` on the minute after a burst, 0 elsewhere; ``jump_u = s * e *
+  jump_size`` on the minute ``reaction_delay`` after a burst, 0 elsewhere.
 * ``sigma_u = minute_vol * season(hour) * exp(h_u - vol_of_vol**2)``: an intraday cycle peaking at
   ``season_peak_hour`` UTC, times a log-AR(1) stochastic volatility ``h`` (volatility clustering).
 * ``eps_u``: Student-t with ``tail_dof`` degrees of freedom scaled to unit variance (heavy tails).
+* Volume: ``volume_base * season * (1 + volume_return_sensitivity * |r_u| / sigma_u)`` times
+  log-normal noise, times ``event_volume`` on a burst minute.
 
-Given the trend states, the recursion is linear, so the conditional mean of the log return ``H``
-minutes ahead is obtained exactly by running it forward with future noise set to zero: that is
-:meth:`SyntheticMarket.expected_return`, the oracle.
+The oracle, :meth:`SyntheticMarket.expected_return`, is the exact conditional mean of the log return
+``H`` minutes ahead given everything observable at ``t``: the jumps already announced (by bursts at
+or before ``t``) that land in ``(t, t + min(H, reaction_delay)]``, plus the reversal of a burst at
+``t`` itself. Everything else (noise, future bursts and the jumps they will announce) has mean zero.
+``SyntheticMarket.truth`` holds every planted part (``state``, ``event``, ``event_sign``, ``jump``,
+``reversal``, ``sigma``, ``season``, ``log_return``).
 """
 
 from __future__ import annotations
@@ -72,8 +86,8 @@ class MarketParams:
     Attributes
     ----------
     signal_strength : float
-        Size of every planted jump, in units of ``minute_vol`` (0 plants no signal). The default
-        gives the oracle a direction accuracy of roughly 60-70% at the course's horizons.
+        Size of every planted jump, in units of ``minute_vol`` (0 plants no jumps; the bursts and
+        their reversals remain). Chapter 01 measures the oracle's accuracy at the default.
     event_rate : float
         Probability that a minute is a volume burst (an *event*), in ``(0, 0.5]``.
     event_volume : float
@@ -173,8 +187,9 @@ class SyntheticMarket:
     truth : pandas.DataFrame
         On the bar index: ``state`` (the slow state ``s`` of this bar's day, +1/-1), ``event``
         (this bar is a volume burst), ``event_sign`` (the sign ``e`` of a burst bar's return, 0
-        elsewhere), ``jump`` (the planted jump that lands in this bar, 0 in most bars), ``sigma``
-        (noise scale of this bar), ``season`` (intraday factor) and ``log_return``.
+        elsewhere), ``jump`` (the planted jump that lands in this bar, 0 in most bars),
+        ``reversal`` (the move that undoes the previous bar's burst, 0 elsewhere), ``sigma`` (noise
+        scale of this bar), ``season`` (intraday factor) and ``log_return``.
     params : MarketParams
     seed : int
     """
@@ -225,7 +240,7 @@ class SyntheticMarket:
         total = csum[np.minimum(idx + 1 + known, n)] - csum[idx + 1]
         # a burst at t is undone at t + 1 minute: known at t, inside every horizon
         total[:-1] += self.truth["reversal"].to_numpy()[1:]
-        total[n - steps :] = np.nan
+        total[max(n - steps, 0) :] = np.nan  # a negative start would only blank the last rows
         return pd.Series(total, index=self.bars.index, name=f"expected_{horizon_label(horizon)}")
 
     def forward_return(self, horizon: int | str) -> pd.Series:
@@ -233,7 +248,8 @@ class SyntheticMarket:
         steps = self._minutes(horizon)
         log_close = np.log(self.bars["close"].to_numpy())
         out = np.full(len(log_close), np.nan)
-        out[: len(out) - steps] = log_close[steps:] - log_close[:-steps]
+        if steps < len(out):  # a horizon as long as the data leaves every value NaN
+            out[: len(out) - steps] = log_close[steps:] - log_close[:-steps]
         return pd.Series(out, index=self.bars.index, name=f"forward_{horizon_label(horizon)}")
 
     def oracle_accuracy(

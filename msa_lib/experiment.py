@@ -788,8 +788,10 @@ class Experiment(_Section):
 # ==================================================================================================
 COURSE = Experiment()
 """The course's experiment: 120 days of the synthetic market, scales 1min/5min/1h/1D with
-lookbacks 30/12/12/7, horizons 5min/15min/1h, the multi-scale network of width 32 and at most 8
-epochs. Chapters 05 to 08, ``configs/default.yaml`` and the benchmarks start from it."""
+lookbacks 30/6/12/7 (half an hour of 1-minute and of 5-minute bars, the market's reaction delay, so
+no fine window holds both a burst and its jump), horizons 5min/15min/30min, the multi-scale network
+of width 32 and at most 12 epochs at a peak learning rate of 3e-3. Chapters 05 to 08,
+``configs/default.yaml`` and the benchmarks start from it."""
 
 EURUSD_1H = COURSE.replace(
     data={"source": "bundled", "name": "eurusd_1h"},

@@ -7,10 +7,12 @@ import dataclasses
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from tiny_models import ES
 
 from msa_lib.cache import fit_experiment
+from msa_lib.datasets import MarketParams
 from msa_lib.experiment import (
     COURSE,
     EURUSD_1H,
@@ -27,10 +29,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_course_default_is_what_the_training_chapters_used() -> None:
-    # chapters 05-07 typed these values before they shared COURSE: their numbers depend on them
+    # chapters 05-08 train with these values: their numbers depend on them. The 1-minute and
+    # 5-minute windows span 30 minutes, the market's reaction delay (no window holds a burst and its
+    # jump), and no horizon is longer than the delay (every jump inside a horizon is announced)
     assert COURSE == Experiment()
-    assert COURSE.lookbacks == {"1min": 30, "5min": 12, "1h": 12, "1D": 7}
-    assert COURSE.horizons == ("5min", "15min", "1h")
+    assert COURSE.lookbacks == {"1min": 30, "5min": 6, "1h": 12, "1D": 7}
+    assert COURSE.horizons == ("5min", "15min", "30min")
+    delay = pd.Timedelta(minutes=MarketParams().reaction_delay)
+    for fine in ("1min", "5min"):
+        assert COURSE.lookbacks[fine] * pd.Timedelta(fine) <= delay, fine
+    assert max(pd.Timedelta(h) for h in COURSE.horizons) <= delay
     assert (COURSE.seed, COURSE.data.days, COURSE.data.market_seed) == (0, 120, 0)
     assert COURSE.features.every == "5min"
     assert COURSE.feature_kwargs()["1D"] == {"lags": (1, 2, 5), "vol_windows": (5,),
@@ -38,9 +46,9 @@ def test_the_course_default_is_what_the_training_chapters_used() -> None:
                                               "rsi_window": 5}
     assert COURSE.feature_kwargs()["1min"] == {}
     assert (COURSE.model.d_model, COURSE.model.dropout) == (32, 0.2)
-    assert COURSE.fit_kwargs() == {"num_epochs": 8, "batch_size": 256, "lr": 1e-3,
+    assert COURSE.fit_kwargs() == {"num_epochs": 12, "batch_size": 256, "lr": 3e-3,
                                    "weight_decay": 0.05, "loss_weights": LossWeights(1.0, 1.0),
-                                   "patience": 3, "max_seconds": None}
+                                   "patience": 4, "max_seconds": None}
     assert EURUSD_1H.lookbacks == {"1h": 24, "4h": 12, "1D": 10}
     assert EURUSD_1H.model == COURSE.model and EURUSD_1H.train == COURSE.train
 
@@ -49,7 +57,7 @@ def test_replace_changes_a_copy_and_is_checked() -> None:
     changed = COURSE.replace(seed=3, train={"num_epochs": 2}, **{"model.d_model": 64})
     assert (changed.seed, changed.train.num_epochs, changed.model.d_model) == (3, 2, 64)
     assert changed.train.batch_size == COURSE.train.batch_size  # the rest of the section is kept
-    assert (COURSE.seed, COURSE.train.num_epochs, COURSE.model.d_model) == (0, 8, 32)  # untouched
+    assert (COURSE.seed, COURSE.train.num_epochs, COURSE.model.d_model) == (0, 12, 32)  # untouched
     section = COURSE.replace(train=COURSE.train.replace(lr=0.01))
     assert section.train.lr == 0.01
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -62,7 +70,7 @@ def test_replace_changes_a_copy_and_is_checked() -> None:
     with pytest.raises(ConfigError, match="trian: unknown key"):
         COURSE.replace(trian={})
     longer = COURSE.with_lookbacks({"1min": 60})
-    assert longer.lookbacks == {"1min": 60, "5min": 12, "1h": 12, "1D": 7}
+    assert longer.lookbacks == {"1min": 60, "5min": 6, "1h": 12, "1D": 7}
     assert longer.features.scale("1D") == COURSE.features.scale("1D")  # feature windows kept
     with pytest.raises(ConfigError, match=r"features.scales: no scale '2min'; the scales are"):
         COURSE.with_lookbacks({"2min": 5})
