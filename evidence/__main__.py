@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         "horizons": horizons,
         "accuracy": accuracy,
         "ablations": ablations,
-        "roles": roles(COURSE.scale_names),
+        "roles": roles(COURSE.features.scale_names),
         "protocol": {
             "data": "seed k: market seed k and training seed k; the course's experiment otherwise "
                     "(msa_lib.experiment.COURSE)",

@@ -31,12 +31,12 @@ def test_evidence_covers_every_model_seed_and_horizon(evidence: dict) -> None:
     seeds, horizons = evidence["seeds"], evidence["horizons"]
     assert len(seeds) >= 5 and len(set(seeds)) == len(seeds)
     assert horizons == list(COURSE.horizons)
-    expected_roles = roles(COURSE.scale_names)
+    expected_roles = roles(COURSE.features.scale_names)
     assert evidence["roles"] == expected_roles
     named = {expected_roles["network"], expected_roles["oracle"], expected_roles["majority"],
              *expected_roles["single_scale"], *expected_roles["naive"], *expected_roles["rivals"]}
     assert named <= set(evidence["accuracy"]), named - set(evidence["accuracy"])
-    finest, coarsest = COURSE.scale_names[0], COURSE.scale_names[-1]
+    finest, coarsest = COURSE.features.scale_names[0], COURSE.features.scale_names[-1]
     assert set(evidence["ablations"]) >= {f"without {finest}", f"without {coarsest}",
                                           "without cross-attention"}
     for table in (evidence["accuracy"], evidence["ablations"]):
