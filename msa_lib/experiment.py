@@ -274,7 +274,8 @@ class DataSection(_Section):
         of OHLCV bars; ``bybit``: live klines (:func:`msa_lib.bybit.fetch_bybit_klines`).
     days, market_seed, signal_strength
         The synthetic market (``simulate``): days of 1-minute bars, the market's own random seed,
-        the planted signal's strength in ``[0, 1)`` (``None``: the library default).
+        the size of the planted jumps in typical 1-minute moves, ``>= 0`` (``None``: the library
+        default).
     start, end
         ``simulate``: ``start`` is the first midnight (UTC). ``bybit``: the range ``[start, end)``,
         ``end=None`` meaning now.
