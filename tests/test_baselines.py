@@ -533,3 +533,72 @@ def test_rival_fits_name_the_bad_argument(blocks):
         for fitter in (fit_logistic, lambda *a: fit_lightgbm(*a, seed=0)):
             with pytest.raises(ValueError, match=message):
                 fitter(*args)
+
+
+# --------------------------------------------------------------------------------------------------
+# The hand-made interaction feature and the line-up
+# --------------------------------------------------------------------------------------------------
+def test_interaction_features_rebuild_the_planted_jumps_from_bars_only() -> None:
+    from msa_lib.baselines import interaction_features
+    from msa_lib.data import decision_times
+    from msa_lib.datasets import simulate_market
+
+    market = simulate_market(days=14, seed=3)
+    times = decision_times(market.bars, "5min")[8 * 288:]            # after the daily warm-up
+    horizons = ["5min", "15min", "30min"]
+    feature = interaction_features(market.bars, times, horizons)
+    assert list(feature.columns) == horizons and feature.index.equals(times)
+    jump = market.truth["jump"]
+    for h, minutes in (("5min", 5), ("15min", 15), ("30min", 30)):
+        # the jumps landing in (t, t + h], as announced: what the feature counts, in units of size
+        landing = jump.rolling(minutes).sum().shift(-minutes).reindex(times)
+        announced = landing.ne(0)
+        agree = np.sign(feature[h][announced]) == np.sign(landing[announced])
+        assert agree.mean() > 0.95, (h, agree.mean())
+        assert (feature[h][landing.eq(0) & jump.reindex(times).eq(0)].abs() < 1).mean() > 0.9
+    # causal: rewriting everything after a decision time changes nothing computed for it
+    t = times[len(times) // 2]
+    later = market.bars.index > t
+    edited = market.bars.copy()
+    edited.loc[later, ["open", "high", "low", "close"]] *= 1.5
+    edited.loc[later, "volume"] *= 40
+    again = interaction_features(edited, times[times <= t], horizons)
+    pd.testing.assert_frame_equal(again, feature.loc[:t])
+
+
+def test_interaction_features_reject_bars_that_are_not_one_minute() -> None:
+    from msa_lib.baselines import interaction_features
+    from msa_lib.datasets import simulate_market
+
+    bars = simulate_market(days=2, seed=0).bars
+    with pytest.raises(ValueError, match="1-minute"):
+        interaction_features(bars.iloc[::5], bars.index[::5][10:20], ["5min"])
+    with pytest.raises(ValueError, match="not a bar time"):
+        interaction_features(bars, pd.DatetimeIndex([bars.index[5] + pd.Timedelta("30s")]), ["5min"])
+
+
+def test_contenders_and_roles_name_every_model_of_the_claims() -> None:
+    from msa_lib.baselines import NON_NEURAL, contenders, roles
+
+    base = make_config(scales=(ScaleConfig("1min", 5, 3), ScaleConfig("1h", 3, 3),
+                               ScaleConfig("1D", 2, 3)))
+    lineup = contenders(base)
+    assert list(lineup) == ["network", "single_scale", "rivals", "ablations"]
+    for label, (kind, config) in lineup["single_scale"].items():
+        assert kind == "single_scale" and label == f"Transformer {config.single_scale} only"
+    assert [c.single_scale for _, c in lineup["single_scale"].values()] == ["1min", "1h", "1D"]
+    ablations = lineup["ablations"]
+    assert ablations["without 1min"][1].scale_names == ["1h", "1D"]
+    assert ablations["without 1D"][1].scale_names == ["1min", "1h"]
+    assert ablations["without cross-attention"][1].cross_attention is False
+    r = roles(base.scale_names)
+    assert r["single_scale"] == list(lineup["single_scale"])
+    assert set(r["rivals"]) == set(lineup["rivals"]) | set(NON_NEURAL)
+    assert r["network"] in lineup["network"]
+
+
+def test_non_neural_rivals_reject_unknown_names() -> None:
+    from msa_lib.baselines import non_neural_rivals
+
+    with pytest.raises(ValueError, match="unknown non-neural rivals"):
+        non_neural_rivals(None, None, pd.DataFrame(), which=("random forest",))
