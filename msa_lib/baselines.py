@@ -1103,7 +1103,7 @@ def interaction_features(
     horizons: Sequence[int | str],
     *,
     delay: int | str = "30min",
-    state_days: int = 5,
+    state_days: int = 1,
     burst_ratio: float = 25.0,
     volume_window: int = 60,
 ) -> pd.DataFrame:

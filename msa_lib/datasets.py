@@ -100,7 +100,10 @@ class MarketParams:
         window of that length never holds both a burst and its jump).
     state_days : int
         The slow state is the sign of the return over this many daily bars, ending with the close
-        of the day before yesterday.
+        of the day before yesterday. The default, 1, makes the state a fresh coin flip most days:
+        with a state that lasts for weeks (5 days measured) a network can pass its validation
+        block by reading a proxy of the state (a recent return, a moving average) and then read
+        it wrong on whole days of the test block.
     minute_vol : float
         Typical standard deviation of a one-minute log return.
     season_amplitude : float
@@ -132,7 +135,7 @@ class MarketParams:
     event_volume: float = 20.0
     spike_size: float = 4.0
     reaction_delay: int = 30
-    state_days: int = 5
+    state_days: int = 1
     minute_vol: float = 6e-4
     season_amplitude: float = 0.4
     season_peak_hour: float = 14.0

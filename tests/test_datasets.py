@@ -265,7 +265,7 @@ def test_horizon_longer_than_the_data_gives_nan_not_garbage():
      ("minute_vol", 0.0), ("season_amplitude", 1.0), ("vol_half_life_minutes", 0.0),
      ("vol_of_vol", -0.1), ("tail_dof", 2.0), ("volume_base", 0.0),
      ("volume_return_sensitivity", -1.0), ("volume_noise", -0.1), ("substeps", 0),
-     ("start_price", 0.0), ("burn_in_days", 6)],
+     ("start_price", 0.0), ("burn_in_days", 2)],  # state_days + 2 = 3 days are needed
 )
 def test_bad_params_raise_and_name_the_field(field, value):
     with pytest.raises(ValueError, match=rf"MarketParams: {field} must"):
