@@ -85,7 +85,7 @@ student: $(STAMP)
 	$(BIN)/python -m msa_lib.exercises make-student-copies notebooks _build/student
 
 lint: $(STAMP)
-	$(BIN)/ruff check msa_lib tests benchmarks notebooks
+	$(BIN)/ruff check msa_lib tests benchmarks evidence notebooks
 
 clean:
 	rm -rf _build .pytest_cache
