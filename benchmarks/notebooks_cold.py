@@ -3,7 +3,7 @@
 A learner who opens a chapter for the first time has no trained network in the cache: the chapter
 trains whatever it needs. This benchmark executes each ``notebooks/NN_*.ipynb`` the way nbval does
 (a fresh ``msa-course`` kernel, every cell in order) inside a temporary copy of the course's root
-(``_toc.yml``, ``requirements.txt`` and a link to ``msa_lib/``), so that
+(``_toc.yml``, ``requirements.txt`` and links to ``msa_lib/`` and ``evidence/``), so that
 :func:`msa_lib.cache.network_cache_dir` finds an empty ``_build/cache`` of its own for every chapter.
 
 ratio = budget (90 s) / the slowest chapter's seconds; target >= 1.0. ``--quick`` runs only the
@@ -35,6 +35,8 @@ def cold_root(destination: Path, source: Path = ROOT) -> Path:
         if (source / name).is_file():
             shutil.copy2(source / name, destination / name)
     (destination / "msa_lib").symlink_to(source / "msa_lib", target_is_directory=True)
+    # results files the chapters read (chapter 06 reads the evidence), never the network cache
+    (destination / "evidence").symlink_to(source / "evidence", target_is_directory=True)
     (destination / "notebooks").mkdir()
     return destination
 
