@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -47,7 +46,7 @@ def test_evidence_covers_every_model_seed_and_horizon(evidence: dict) -> None:
                 assert all(0.0 <= v <= 1.0 for v in values), (model, h, values)
 
 
-def test_fingerprint_follows_the_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fingerprint_follows_the_code(monkeypatch: pytest.MonkeyPatch) -> None:
     """The staleness check is real: a different experiment gives a different fingerprint."""
     import evidence.__main__ as ev
     import msa_lib.experiment as ex
