@@ -15,7 +15,7 @@ export PYTHONHASHSEED := 0
 # book silently loses every matplotlib figure (scripts without a display fall back to Agg anyway).
 unexport MPLBACKEND
 
-.PHONY: help setup book test unit sync student bench evidence lint clean
+.PHONY: help setup book test unit ddp-check sync student bench evidence lint clean
 
 help:
 	@echo "make book   - set up .venv, execute every notebook, build the HTML book into _build/html"
@@ -23,6 +23,7 @@ help:
 	@echo "              build the book and check the rendered pages in headless Chromium"
 	@echo "make sync   - re-pair notebooks/*.md <-> notebooks/*.ipynb (the newer one wins)"
 	@echo "make student - student copies of the notebooks (solutions removed) in _build/student"
+	@echo "make ddp-check - train one network in 1 process and in 2 (torchrun, gloo): same losses?"
 	@echo "make bench   - benchmarks against the straightforward implementations (ratios)"
 	@echo "make evidence - every model and ablation over five seeds -> evidence/results.json (~20 min)"
 	@echo "make lint | clean"
@@ -43,7 +44,8 @@ book: $(STAMP)
 	@echo "Book built: open _build/html/index.html"
 
 # ---- tests --------------------------------------------------------------------------------------
-# 1. unit, property, pairing and exercise tests   2. nbval executes every notebook
+# 1. unit, property, pairing and exercise tests, and the 1-vs-2-process training check
+# 2. nbval executes every notebook
 # 3. the student copies (solutions removed) run end to end under nbval   4. build the book
 # 5. check the rendered HTML (pages, downloads, figures drawn, no outside requests; headless Chromium)
 # Trained networks are cached in _build/cache (keyed by data, settings and msa_lib's source), so
@@ -53,6 +55,7 @@ NBVAL := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeou
 # each; every chapter trains on one thread); the student run's log is printed when both are done.
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not book" tests
+	$(MAKE) --no-print-directory ddp-check
 	$(BIN)/python -m pytest $(NBVAL) $(NOTEBOOKS)
 	$(MAKE) --no-print-directory student
 	( cd _build/student && ../../$(BIN)/python -m pytest $(NBVAL) [0-9][0-9]_*.ipynb ) \
@@ -66,6 +69,11 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not book" tests
+
+# The same training in one process and in two (torchrun, gloo on the CPU): one line with the largest
+# loss difference; exit status 1 when the trajectories disagree (see msa_lib/distributed.py).
+ddp-check: $(STAMP)
+	$(BIN)/python -m msa_lib.distributed check --nproc 2
 
 sync: $(STAMP)
 	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.md

@@ -14,6 +14,12 @@ A checkpoint is a ``torch.save`` file holding a plain dict (so it loads with
 A network built by :mod:`msa_lib.model` stores its kind and config, so :func:`load_checkpoint`
 rebuilds it from the file alone; any other ``nn.Module`` is loaded into a model you build
 (``load_checkpoint(path, model=net)``).
+
+Beside a run's checkpoint, :func:`msa_lib.train.fit` keeps the *training state* after every epoch
+(:func:`save_training_state`): the weights, the optimizer's moments, the schedule, the early
+stopping record, the history so far, every process's random generators and the settings. From it
+:func:`load_training_state` puts a run back where it was, so an interrupted run continues with
+exactly the steps it would have taken.
 """
 
 from __future__ import annotations
@@ -28,7 +34,13 @@ from torch import Tensor, nn
 
 from msa_lib.model import ModelConfig, build_model
 
-__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "load_checkpoint",
+    "load_training_state",
+    "save_checkpoint",
+    "save_training_state",
+]
 
 CHECKPOINT_FORMAT = 1
 
@@ -171,3 +183,128 @@ def load_checkpoint(
             f"checkpoint {path} (saved from {saved_from}) does not fit {type(model).__name__}: {err}"
         ) from err
     return model, dict(payload["extra"] or {})
+
+
+# --------------------------------------------------------------------------------------------------
+# The training state, for resuming a run
+# --------------------------------------------------------------------------------------------------
+def _describe_model(model: nn.Module) -> dict[str, Any]:
+    config = getattr(model, "config", None)
+    return {
+        "model_class": type(model).__name__,
+        "kind": getattr(model, "kind", None),
+        "config": config.to_dict() if isinstance(config, ModelConfig) else None,
+    }
+
+
+def save_training_state(
+    path: str | Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    stopper: Any,
+    history: Any,
+    settings: Mapping[str, Any],
+    epoch: int,
+    rng_states: list[dict[str, Tensor]],
+) -> Path:
+    """Write everything :func:`msa_lib.train.fit` needs to continue after epoch ``epoch``.
+
+    The file is written to a temporary name and renamed, so a run killed while writing leaves the
+    previous state intact.
+
+    Parameters
+    ----------
+    stopper : msa_lib.train.EarlyStopping
+    history : msa_lib.train.History
+    settings : dict
+        The training settings (learning rate, batch size...) a resumed run must share.
+    rng_states : list of dict
+        Every process's random generators, in rank order.
+    """
+    from dataclasses import asdict
+
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "model": _describe_model(model),
+        "settings": _plain(dict(settings), "settings"),
+        "epoch": int(epoch),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "stopper": {
+            "best_loss": float(stopper.best_loss), "best_epoch": int(stopper.best_epoch),
+            "epochs_seen": int(stopper.epochs_seen), "since_best": int(stopper.since_best),
+            "best_state": stopper.best_state,
+        },
+        "history": _plain(asdict(history), "history"),
+        "rng_states": list(rng_states),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(payload, partial)
+    partial.replace(path)
+    return path
+
+
+def load_training_state(
+    path: str | Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    stopper: Any,
+    history: Any,
+    settings: Mapping[str, Any],
+    rank: int = 0,
+) -> int:
+    """Put a run back in the state :func:`save_training_state` wrote; return the next epoch.
+
+    Raises
+    ------
+    ValueError
+        The state was written for another network (class, kind or config) or with other training
+        settings: the message names both, field by field.
+    """
+    path = Path(path)
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a msa_lib training state (format {CHECKPOINT_FORMAT})")
+    stored, here = payload["model"], _describe_model(model)
+    if stored != here:
+        raise ValueError(
+            f"{path} was written by another model, so the run cannot resume from it:\n"
+            f"  checkpoint: {stored['model_class']} {stored['kind']!r} config {stored['config']}\n"
+            f"  this run:   {here['model_class']} {here['kind']!r} config {here['config']}\n"
+            "  differing: " + _differences(stored.get("config") or {}, here.get("config") or {})
+        )
+    wanted = _plain(dict(settings), "settings")
+    if payload["settings"] != wanted:
+        raise ValueError(
+            f"{path} was written with other training settings, so the run cannot resume from it:\n"
+            f"  checkpoint: {payload['settings']}\n  this run:   {wanted}\n"
+            "  differing: " + _differences(payload["settings"], wanted)
+        )
+    model.load_state_dict(payload["state_dict"])
+    optimizer.load_state_dict(payload["optimizer"])
+    if scheduler is not None and payload["scheduler"] is not None:
+        scheduler.load_state_dict(payload["scheduler"])
+    for key, value in payload["stopper"].items():
+        setattr(stopper, key, value)
+    for key, value in payload["history"].items():
+        setattr(history, key, value)
+    states = payload["rng_states"]
+    state = states[rank % len(states)]  # another number of processes: ranks reuse the states
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+    return int(payload["epoch"]) + 1
+
+
+def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in keys) or "(class or kind)"

@@ -9,7 +9,9 @@ are overridden with ``--set key=value`` (``--set train.num_epochs=1``).
 ``msa data``      get bars (simulate, bundled, a CSV/Parquet file, or Bybit), validate them, write
                   them to a cache file
 ``msa train``     train the model; writes a run folder: ``model.pt`` (checkpoint), ``config.yaml``
-                  (the resolved config), ``scalers.json``, ``metrics.json``, ``history.csv``
+                  (the resolved config), ``scalers.json``, ``metrics.json``, ``history.csv`` and
+                  ``model.state.pt`` (the training state: ``--resume`` continues from it); runs
+                  unchanged under ``torchrun --nproc_per_node=N -m msa_lib train``
 ``msa predict``   multi-horizon forecasts of a run for its test period (or ``--data FILE``)
 ``msa backtest``  trade those forecasts with costs beside naive baselines: ``metrics.csv`` and
                   ``.json``, ``equity.png``, ``equity.html``
@@ -45,7 +47,7 @@ import pandas as pd
 import torch
 import yaml
 
-from msa_lib import __version__, evaluate, seed_everything
+from msa_lib import __version__, distributed, evaluate, seed_everything
 from msa_lib.backtest import buy_and_hold_positions, run_backtest
 from msa_lib.bars_io import bar_spacing, read_bars, write_bars
 from msa_lib.baselines import last_sign_score, majority_class_score
@@ -158,7 +160,7 @@ def _claim(path: Path, force: bool, what: str) -> None:
 
 
 def _say(message: str, quiet: bool = False) -> None:
-    if not quiet:
+    if not quiet and distributed.is_main():  # under torchrun only rank 0 speaks
         print(message, flush=True)
 
 
@@ -200,9 +202,17 @@ def cmd_data(args: argparse.Namespace, config: Experiment) -> int:
 # msa train
 # --------------------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace, config: Experiment) -> int:
-    """Train the configured model and write a run folder."""
+    """Train the configured model and write a run folder.
+
+    Under ``torchrun --nproc_per_node=N -m msa_lib train ...`` every process prepares the same data
+    and trains its share of each batch (:func:`msa_lib.train.fit`); rank 0 alone writes the run
+    folder. The best weights and the training state are kept in the run folder while training, so
+    ``--resume`` continues an interrupted run.
+    """
     run = Path(args.run) if args.run else _run_dir(config, args.config)
-    _claim(run, args.force, "run folder")  # fail before any work
+    distributed.init_from_env()
+    if distributed.is_main() and not (args.resume and run.exists()):
+        _claim(run, args.force, "run folder")  # fail before any work
     _set_threads(config)
     started = time.perf_counter()
     bars, description = load_bars(config)
@@ -220,8 +230,11 @@ def cmd_train(args: argparse.Namespace, config: Experiment) -> int:
     _say(f"model: {m.kind}, {count_parameters(model):,} parameters")
     t = config.train
     history = fit(model, prepared.train, prepared.val, **config.fit_kwargs(), device=t.device,
-                  progress=t.progress and not args.no_progress)
+                  progress=t.progress and not args.no_progress, checkpoint_path=run / "model.pt",
+                  resume=args.resume)
     model.to("cpu")
+    if not distributed.is_main():
+        return 0
 
     # test scores beside the naive forecasts
     out = predict(model, prepared.test, device="cpu")
@@ -242,7 +255,7 @@ def cmd_train(args: argparse.Namespace, config: Experiment) -> int:
                           "n": int(len(y_test))}
         rows.append([h, f"{acc:.1%}", f"[{low:.1%}, {high:.1%}]", f"{base:.1%}", f"{ratio:.3f}"])
 
-    run.mkdir(parents=True)
+    run.mkdir(parents=True, exist_ok=True)
     scalers = {
         "windows": {s: {"mean": prepared.scaler.mean_[s].tolist(),
                         "std": prepared.scaler.std_[s].tolist()} for s in prepared.scaler.mean_},
@@ -274,7 +287,7 @@ def cmd_train(args: argparse.Namespace, config: Experiment) -> int:
     )
     _say("test period, direction of the return over each horizon:")
     _say(_table(rows, ["horizon", "accuracy", "95% interval", "majority", "MSE/zero"]))
-    _say(f"wrote {run}/ (model.pt, config.yaml, scalers.json, metrics.json, history.csv)")
+    _say(f"wrote {run}/ (model.pt, model.state.pt, config.yaml, scalers.json, metrics.json, history.csv)")
     return 0
 
 
@@ -501,6 +514,8 @@ def _parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--run", help="run folder to write (default: runs/<config name>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from the training state in its folder")
     p.set_defaults(func=cmd_train)
 
     for name, func, what in (

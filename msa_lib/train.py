@@ -12,6 +12,14 @@ The pieces, in the order :func:`fit` uses them:
   checkpoint of every new best (:func:`msa_lib.checkpoints.save_checkpoint`) and a time budget.
 * :func:`predict`: the model's outputs for a whole dataset as NumPy arrays.
 
+The loop runs unchanged under ``torchrun --nproc_per_node=N`` (:mod:`msa_lib.distributed`): each
+process computes its slice of every global mini-batch, :class:`DistributedDataParallel` averages
+the gradients, validation sums are added over processes so that every process takes the same
+early-stopping decision, and only rank 0 shows the progress bar and writes checkpoints. With
+``resume=True`` a run that was interrupted continues from the training state written after its
+last complete epoch (:func:`msa_lib.checkpoints.save_training_state`). On a GPU the forward pass
+runs under bf16 autocast (``precision="auto"``); on the CPU everything stays float32.
+
 The model is any ``nn.Module`` whose ``forward(windows)`` takes a ``dict`` scale -> tensor
 ``[B, L_scale, F]`` and returns a ``dict`` with ``"returns"`` ``[B, H]`` (scaled return forecasts)
 and ``"direction_logits"`` ``[B, H]`` (log-odds that the return is positive). The data come as
@@ -20,9 +28,11 @@ and ``"direction_logits"`` ``[B, H]`` (log-odds that the return is positive). Th
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +44,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from tqdm.std import tqdm
 
-from msa_lib.checkpoints import save_checkpoint
+from msa_lib import distributed
+from msa_lib.checkpoints import load_training_state, save_checkpoint, save_training_state
 from msa_lib.experiment import LossWeights
 from msa_lib.prepare import Batch, WindowDataset, _as_float32_tensor, _check_finite
 
@@ -48,6 +59,7 @@ __all__ = [
     "multi_horizon_loss",
     "predict",
     "resolve_device",
+    "training_state_path",
 ]
 
 
@@ -72,6 +84,26 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device} was requested but CUDA is not available here")
     return device
+
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def _autocast(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """A factory of the context the forward pass runs in: bf16 autocast on a GPU, nothing on the CPU.
+
+    ``"auto"`` means bf16 on a CUDA device that supports it and float32 elsewhere; ``"bf16"``
+    insists (an error off the GPU: on this course's CPUs bf16 is slower, not faster); ``"fp32"``
+    never casts. The loss is always computed in float32.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    on_gpu = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if precision == "bf16" and not on_gpu:
+        raise ValueError(f"precision='bf16' needs a CUDA device with bf16 support; training on {device}")
+    if precision == "fp32" or not on_gpu:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)
 
 
 
@@ -146,6 +178,9 @@ class History:
         Learning rate of the last step of each epoch.
     seconds : list of float
         Wall-clock time of each epoch (training and validation).
+    step_loss : list of float
+        Training loss of every mini-batch (mean over the whole global batch, also when it was
+        computed by several processes); not a column of :meth:`to_frame`.
     best_epoch : int
         Index (from 0) of the epoch whose weights the model holds after :func:`fit`.
     stop_reason : str
@@ -159,6 +194,7 @@ class History:
     val_accuracy: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    step_loss: list[float] = field(default_factory=list)
     best_epoch: int = -1
     stop_reason: str = "completed"
 
@@ -187,11 +223,57 @@ class History:
         data = {
             k: v if len(v) == n else [math.nan] * n
             for k, v in asdict(self).items()
-            if isinstance(v, list)
+            if isinstance(v, list) and k != "step_loss"
         }
         frame = pd.DataFrame(data, index=pd.RangeIndex(1, n + 1, name="epoch"))
         frame["best"] = frame.index == self.best_epoch + 1
         return frame
+
+
+def _num_batches(data: Any, batch_size: int) -> int:
+    """Gradient steps per epoch: the global batches of ``data`` (the same number on every rank)."""
+    _, world = distributed.world()
+    if world > 1 and not isinstance(data, WindowDataset):
+        return data.num_batches(batch_size // world)
+    return math.ceil(len(data) / batch_size)
+
+
+def _local_batches(data: Any, batch_size: int) -> Iterator[tuple[Batch, float, int]]:
+    """This process's part of every shuffled global mini-batch: ``(batch, share, global_rows)``.
+
+    * One process: the batches of ``data.batches(batch_size, shuffle=True)``, share 1.
+    * Several processes, a :class:`WindowDataset`: every rank draws the shuffled order (so torch's
+      generator advances alike everywhere), rank 0's order is broadcast, and each rank takes its
+      contiguous slice of each global batch (:func:`msa_lib.distributed.rank_rows`); ``share`` is
+      the slice's fraction of the batch. A rank whose slice is empty (a last batch with fewer rows
+      than ranks) gets the batch's first row with share 0: it joins the gradient averaging and
+      adds nothing to it.
+    * Several processes, a dataset that splits itself by rank (such as
+      :class:`msa_lib.shards.ShardWindowDataset`): its own batches of ``batch_size // world``
+      rows, share ``1 / world``.
+    """
+    rank, world = distributed.world()
+    if world == 1:
+        for batch in data.batches(batch_size, shuffle=True):
+            yield batch, 1.0, int(batch[1].shape[0])
+        return
+    if not isinstance(data, WindowDataset):
+        for batch in data.batches(batch_size // world, shuffle=True):
+            yield batch, 1.0 / world, int(batch[1].shape[0]) * world
+        return
+    order = distributed.broadcast_order(torch.randperm(len(data)))
+    for start in range(0, len(data), batch_size):
+        rows = order[start : start + batch_size]
+        lo, hi = distributed.rank_rows(len(rows), rank, world)
+        if hi > lo:
+            yield data[rows[lo:hi]], (hi - lo) / len(rows), len(rows)
+        else:
+            yield data[rows[:1]], 0.0, len(rows)
+
+
+def _as_float(outputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The two forecast outputs in float32 (bf16 under autocast; float32 tensors are returned as is)."""
+    return {k: outputs[k].float() for k in ("returns", "direction_logits") if k in outputs}
 
 
 def fit_epoch(
@@ -207,50 +289,95 @@ def fit_epoch(
     device: torch.device,
     deadline: float | None = None,
     on_batch: Callable[[], Any] | None = None,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    step_losses: list[float] | None = None,
 ) -> tuple[float, bool]:
     """One pass over the shuffled rows of ``train``: a gradient step per mini-batch.
 
     The schedule is stepped before every step but the very first of training, at the fractional
     epoch reached so far (``epoch + i / n_batches``), so the learning rate glides smoothly.
 
+    Under ``torchrun`` ``model`` is the :class:`~torch.nn.parallel.DistributedDataParallel`
+    wrapper and ``batch_size`` the global batch: each process scales its mean loss by
+    ``share * world_size`` (its share of the batch's rows), so the averaged gradient is the
+    gradient of the mean loss over the whole global batch, as in one process.
+
     Parameters
     ----------
     epoch : int
         Index of this epoch (from 0), for the schedule.
     deadline : float, optional
-        A ``time.perf_counter()`` value: the epoch ends after the batch that passes it.
+        A ``time.perf_counter()`` value: the epoch ends after the batch that passes it (under
+        ``torchrun``: after the batch where any process passes it, on every process).
     on_batch : callable, optional
         Called after every batch (the progress bar's tick).
+    autocast : callable, optional
+        Returns the context the forward pass runs in (bf16 autocast on a GPU).
+    step_losses : list, optional
+        Each step's loss over the global batch is appended to it.
 
     Returns
     -------
     mean_loss : float
-        Training loss per sample over the rows seen.
+        Training loss per sample over the rows seen (by all processes).
     out_of_time : bool
         True when the deadline cut the epoch short.
     """
     model.train()
-    n_batches = math.ceil(len(train) / batch_size)
+    _, world = distributed.world()
+    n_batches = _num_batches(train, batch_size)
     total, seen = 0.0, 0
-    for i, batch in enumerate(train.batches(batch_size, shuffle=True)):
+    parts: list[float] = []  # several processes: this rank's share of each step's loss
+    rows: list[int] = []  # rows of each global batch
+    out_of_time = False
+    for i, (batch, share, global_rows) in enumerate(_local_batches(train, batch_size)):
         windows, scaled_returns, up = _move(batch, device)
-        outputs = model(windows)
-        loss, _ = multi_horizon_loss(outputs, scaled_returns, up, weights)
+        with autocast():
+            outputs = model(windows)
+        loss, _ = multi_horizon_loss(_as_float(outputs), scaled_returns, up, weights)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if world == 1 else loss * (share * world)).backward()
         if grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         if scheduler is not None and (epoch, i) != (0, 0):
             # the rate for this step: the cosine at the fractional epoch reached so far
             scheduler.step(epoch + i / n_batches)
         optimizer.step()
-        total += float(loss.detach()) * scaled_returns.shape[0]
-        seen += scaled_returns.shape[0]
+        if world == 1:
+            total += float(loss.detach()) * scaled_returns.shape[0]
+            seen += scaled_returns.shape[0]
+            if step_losses is not None:
+                step_losses.append(float(loss.detach()))
+        else:
+            parts.append(float(loss.detach()) * share)
+            rows.append(global_rows)
         if on_batch is not None:
             on_batch()
-        if deadline is not None and time.perf_counter() > deadline:
-            return total / seen, True
-    return total / seen, False
+        if deadline is not None:
+            late = time.perf_counter() > deadline
+            if world > 1:  # every process stops after the same batch
+                late = distributed.all_reduce_sum([float(late)])[0] > 0
+            if late:
+                out_of_time = True
+                break
+    if world == 1:
+        return total / seen, out_of_time
+    losses = distributed.all_reduce_sum(parts)  # each step's mean loss over its global batch
+    if step_losses is not None:
+        step_losses.extend(losses)
+    return sum(v * n for v, n in zip(losses, rows, strict=True)) / sum(rows), out_of_time
+
+
+def _eval_batches(data: Any, batch_size: int) -> Iterator[Batch]:
+    """This process's rows of ``data`` in order: all of them in one process, a contiguous part
+    (or the dataset's own part, for one that splits itself by rank) under ``torchrun``."""
+    rank, world = distributed.world()
+    if world == 1 or not isinstance(data, WindowDataset):
+        yield from data.batches(batch_size)
+        return
+    lo, hi = distributed.rank_rows(len(data), rank, world)
+    for start in range(lo, hi, batch_size):
+        yield data[start : min(start + batch_size, hi)]
 
 
 @torch.no_grad()
@@ -260,8 +387,12 @@ def evaluate_loss(
     batch_size: int,
     weights: LossWeights,
     device: torch.device,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> dict[str, float]:
     """Mean loss, its parts and direction accuracy of ``model`` on ``data`` (in eval mode).
+
+    Under ``torchrun`` every process scores its part of ``data`` and the sums are added over
+    processes, so every process gets the same numbers (and takes the same early-stopping decision).
 
     Returns
     -------
@@ -270,10 +401,11 @@ def evaluate_loss(
     """
     was_training = model.training
     model.eval()
-    sums = {"loss": 0.0, "mse": 0.0, "bce": 0.0, "correct": 0.0}
-    for batch in data.batches(batch_size):
+    sums = {"loss": 0.0, "mse": 0.0, "bce": 0.0, "correct": 0.0, "n": 0.0}
+    for batch in _eval_batches(data, batch_size):
         windows, scaled_returns, up = _move(batch, device)
-        out = model(windows)
+        with autocast():
+            out = _as_float(model(windows))
         loss, parts = multi_horizon_loss(out, scaled_returns, up, weights)
         n = scaled_returns.shape[0]
         sums["loss"] += float(loss) * n
@@ -281,8 +413,11 @@ def evaluate_loss(
         sums["bce"] += parts["bce"] * n
         hits = (out["direction_logits"] > 0).to(up.dtype) == up  # [B, H]
         sums["correct"] += float(hits.float().mean(dim=1).sum())
+        sums["n"] += n
     model.train(was_training)
-    n_all = len(data)
+    if distributed.world()[1] > 1:
+        sums = dict(zip(sums, distributed.all_reduce_sum(list(sums.values())), strict=True))
+    n_all = sums["n"]
     return {
         "loss": sums["loss"] / n_all,
         "mse": sums["mse"] / n_all,
@@ -388,6 +523,8 @@ def fit(
     checkpoint_path: str | Path | None = None,
     progress: bool = True,
     max_seconds: float | None = None,
+    resume: bool = False,
+    precision: str = "auto",
 ) -> History:
     """Train ``model`` on ``train``, keep the weights that score best on ``val``.
 
@@ -434,22 +571,52 @@ def fit(
         Defaults to CUDA when available, else the CPU. Batches are moved to it one at a time.
     checkpoint_path : str or Path, optional
         When given, every new best is also written there
-        (:func:`msa_lib.checkpoints.load_checkpoint` reads it).
+        (:func:`msa_lib.checkpoints.load_checkpoint` reads it), and after every epoch the whole
+        training state (weights, optimizer, schedule, early stopping, history, random generators)
+        goes to :func:`training_state_path` of it, for ``resume``.
     progress : bool, default True
         Show a plain-text ``tqdm`` bar (one tick per batch) with the latest losses.
     max_seconds : float, optional
         Wall-clock budget. When it runs out, the current epoch ends early, is validated, and
         training stops. A budget makes results depend on the machine's speed: use it for class
         demos, not for numbers you want to reproduce elsewhere.
+    resume : bool, default False
+        Continue from the training state beside ``checkpoint_path`` when there is one (else start
+        afresh): the same call resumes a run that was interrupted. The resumed run takes the same
+        steps as an uninterrupted one. A state written for another network config or other
+        training settings raises a ValueError naming both. A run that had finished (all epochs, or
+        early stopping) is not trained further; one stopped by ``max_seconds`` continues.
+    precision : {"auto", "bf16", "fp32"}, default "auto"
+        ``"auto"``: bf16 autocast for the forward pass on a GPU that supports it, float32 on the
+        CPU. ``"bf16"`` requires such a GPU; ``"fp32"`` never casts.
+
+    Under ``torchrun --nproc_per_node=N`` (see :mod:`msa_lib.distributed`) the same call trains
+    with N processes: ``batch_size`` is the global batch and must be divisible by N; the model is
+    wrapped in :class:`~torch.nn.parallel.DistributedDataParallel` inside ``fit`` and returned
+    unwrapped; only rank 0 shows progress and writes files.
 
     Returns
     -------
     History
     """
     _check_fit_arguments(train, val, num_epochs, scheduler)
+    if resume and checkpoint_path is None:
+        raise ValueError("resume=True needs checkpoint_path: the training state is kept beside it")
+    distributed.init_from_env()
+    rank, world = distributed.world()
+    if world > 1 and batch_size % world:
+        raise ValueError(
+            f"batch_size {batch_size} is not divisible by the world size {world}: every process "
+            f"needs an equal share of each global batch (try {batch_size - batch_size % world} or "
+            f"{batch_size + world - batch_size % world})"
+        )
     stopper = EarlyStopping(patience)  # without val every epoch is a new best: it never stops
     weights = LossWeights.coerce(loss_weights)
     dev = resolve_device(device)
+    if world > 1 and dev.type == "cuda" and dev.index is None:  # one GPU per process
+        dev = torch.device("cuda", _local_rank())
+        torch.cuda.set_device(dev)
+    autocast = _autocast(precision, dev)
     model.to(dev)
 
     # fused: one kernel per parameter instead of ~10 small ops (a step of the default net: 1.7 -> 0.3 ms)
@@ -461,22 +628,46 @@ def fit(
             optimizer, T_0=restart_epochs or num_epochs, T_mult=restart_mult, eta_min=min_lr
         )
     history = History()
+    settings = {"num_epochs": num_epochs, "batch_size": batch_size, "lr": lr,
+                "weight_decay": weight_decay, "loss_weights": weights.to_dict(),
+                "grad_clip": grad_clip, "patience": patience, "scheduler": scheduler,
+                "restart_epochs": restart_epochs, "restart_mult": restart_mult, "min_lr": min_lr}
+    state_path = None if checkpoint_path is None else training_state_path(checkpoint_path)
+    start_epoch = 0
+    if resume and state_path is not None and state_path.is_file():
+        start_epoch = load_training_state(
+            state_path, model=model, optimizer=optimizer, scheduler=sched, stopper=stopper,
+            history=history, settings=settings, rank=rank,
+        )
+        finished = history.stop_reason == "early_stopping" or (
+            history.stop_reason == "completed" and start_epoch >= num_epochs
+        )
+        if finished:
+            stopper.restore_best(model)
+            return history
+        history.stop_reason = "completed"
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None,
+            forward_sync_buffers=False,  # no batch-norm: buffers never change, no need to resend
+        )
     deadline = None if max_seconds is None else time.perf_counter() + max_seconds
-    n_batches = math.ceil(len(train) / batch_size)
-    # plain text (not a widget), redrawn at most once a second
-    with tqdm(total=num_epochs * n_batches, disable=not progress, unit="batch",
-              mininterval=1.0) as bar:
-        for epoch in range(num_epochs):
+    n_batches = _num_batches(train, batch_size)
+    # plain text (not a widget), redrawn at most once a second; one bar, on rank 0
+    with tqdm(total=num_epochs * n_batches, initial=start_epoch * n_batches,
+              disable=not progress or rank != 0, unit="batch", mininterval=1.0) as bar:
+        for epoch in range(start_epoch, num_epochs):
             t0 = time.perf_counter()
             train_loss, out_of_time = fit_epoch(
-                model, train, optimizer, sched, epoch=epoch, batch_size=batch_size,
+                net, train, optimizer, sched, epoch=epoch, batch_size=batch_size,
                 weights=weights, grad_clip=grad_clip, device=dev, deadline=deadline,
-                on_batch=bar.update,
+                on_batch=bar.update, autocast=autocast, step_losses=history.step_loss,
             )
             history.train_loss.append(train_loss)
             history.lr.append(optimizer.param_groups[0]["lr"])
             if val is not None:
-                scores = evaluate_loss(model, val, max(batch_size, 1024), weights, dev)
+                scores = evaluate_loss(model, val, max(batch_size, 1024), weights, dev, autocast)
                 history.log_validation(scores)
                 current = scores["loss"]
             else:
@@ -485,19 +676,44 @@ def fit(
 
             if stopper.update(current, model):
                 history.best_epoch = epoch
-                if checkpoint_path is not None:
+                if checkpoint_path is not None and rank == 0:
                     save_checkpoint(model, checkpoint_path, epoch=epoch,
                                     val_loss=None if val is None else current)
             bar.set_postfix(epoch=epoch + 1, train=f"{train_loss:.4f}",
                             val="-" if val is None else f"{current:.4f}", refresh=False)
             if out_of_time:
                 history.stop_reason = "time_budget"
-                break
-            if stopper.should_stop:
+            elif stopper.should_stop:
                 history.stop_reason = "early_stopping"
+            if state_path is not None:
+                rng = distributed.all_gather(_rng_state())  # every rank's generators, for resume
+                if rank == 0:
+                    save_training_state(state_path, model=model, optimizer=optimizer,
+                                        scheduler=sched, stopper=stopper, history=history,
+                                        settings=settings, epoch=epoch, rng_states=rng)
+            if out_of_time or stopper.should_stop:
                 break
     stopper.restore_best(model)  # the best epoch's weights, not the last ones
     return history
+
+
+def training_state_path(checkpoint_path: str | Path) -> Path:
+    """Where :func:`fit` keeps the training state of a run checkpointed at ``checkpoint_path``
+    (``model.pt`` -> ``model.state.pt``)."""
+    path = Path(checkpoint_path)
+    return path.with_name(path.stem + ".state.pt")
+
+
+def _local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _rng_state() -> dict[str, Tensor]:
+    """The generators a training step draws from: torch's CPU one (shuffle, CPU dropout) and CUDA's."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
 
 
 # --------------------------------------------------------------------------------------------------

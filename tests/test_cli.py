@@ -245,6 +245,26 @@ def test_run_folder_is_not_overwritten_without_force(tiny, capsys):
     assert "predictions file" in _one_error_line(capsys)
 
 
+def test_resume_continues_a_run_and_refuses_another_config(tiny, capsys):
+    """A run cut short (here by its time budget) continues with --resume from the state in its
+    folder; a state written by another network config is refused, naming both configs. (That a
+    resumed run takes exactly the uninterrupted run's steps is tested on fit itself.)"""
+    two = ["--config", "tiny.yaml", "--set", "train.num_epochs=2", "--run", "cut"]
+    assert main(["train", *two, "--set", "train.max_seconds=0.001"]) == 0
+    cut = json.loads((tiny / "cut" / "metrics.json").read_text())["training"]
+    assert (cut["epochs"], cut["stop_reason"]) == (1, "time_budget")
+    assert main(["train", *two]) == 1  # the folder exists: without --resume it is not touched
+    assert "already exists" in _one_error_line(capsys)
+    assert main(["train", *two, "--resume"]) == 0
+    done = json.loads((tiny / "cut" / "metrics.json").read_text())["training"]
+    assert (done["epochs"], done["stop_reason"]) == (2, "completed")
+    assert len(pd.read_csv(tiny / "cut" / "history.csv")) == 2
+    capsys.readouterr()
+    assert main(["train", *two, "--resume", "--set", "model.d_model=16"]) == 1
+    line = _one_error_line(capsys)
+    assert "another model" in line and "d_model: 8 vs 16" in line
+
+
 def test_force_does_not_delete_a_folder_that_is_not_a_run(tiny, capsys):
     victim = tiny / "runs" / "tiny"
     victim.mkdir(parents=True)
