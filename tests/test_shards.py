@@ -328,3 +328,13 @@ def test_bad_arguments_are_named(shard_dir, scaling):
         ShardWindowDataset(shard_dir, FEATURES, rank=2, world_size=2)
     with pytest.raises(ValueError, match="start .* must come before end"):
         ShardWindowDataset(shard_dir, FEATURES, start=ALL[1], end=ALL[0])
+
+
+def test_without_pyarrow_shards_fail_clearly(bars, tmp_path, monkeypatch):
+    import sys
+
+    from msa_lib.bars_io import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # makes the import fail
+    with pytest.raises(MissingDependencyError, match="Parquet shards need pyarrow"):
+        write_shards(bars, tmp_path / "none")
