@@ -566,7 +566,9 @@ class ShardWindowDataset(torch.utils.data.IterableDataset):
     targets ``[H]`` (``up`` is 1.0 where the unscaled return is positive). With
     ``world_size > 1`` every rank yields the same number of rows per epoch, ``len(self)``: the
     smallest rank's total; the rows after it in a rank's unit order are dropped (and the same
-    number of batches from :meth:`batches`). The plan reads the time column of every shard once,
+    number of batches from :meth:`batches`). Under DistributedDataParallel read :meth:`batches`,
+    or a DataLoader with ``num_workers=0``: with several workers each worker ends on its own
+    partial batch, so ranks may see different batch counts. The plan reads the time column of every shard once,
     at construction (8 bytes per bar of one instrument at a time).
     """
 
