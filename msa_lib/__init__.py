@@ -8,6 +8,7 @@ datasets    synthetic market with ground truth, bundled real data
 bars_io     bar files in and out: CSV, Parquet, exchange dumps; UTC close labels
 data        validation, close-labelled resampling, features, windows
 prepare     from an experiment's bars to scaled train/val/test tensors
+shards      bars larger than memory: Parquet shards streamed as windows
 decompose   wavelets and VMD, full-series and causal (past-only)
 model       scale encoders, cross-scale attention, fusion, networks
 baselines   the rivals: naive rules and the trained LSTM, single-scale and linear models

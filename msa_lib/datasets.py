@@ -54,6 +54,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -66,10 +67,12 @@ from msa_lib.data import OHLCV_COLUMNS, as_timedelta, decision_times, horizon_la
 
 __all__ = [
     "DATASETS",
+    "INSTRUMENT_LEVELS",
     "MarketParams",
     "SyntheticMarket",
     "fetch_bybit_klines",
     "load_dataset",
+    "simulate_instruments",
     "simulate_market",
 ]
 
@@ -323,21 +326,45 @@ def simulate_market(
     SyntheticMarket
         ``.bars``, ``.truth``, ``.params``, ``.expected_return(h)``, ``.oracle_accuracy(h)``.
     """
-    if isinstance(days, bool) or not isinstance(days, int | np.integer) or days < 1:
-        raise ValueError(f"days must be a positive int, got {days!r}")
+    p = _market_params(params, signal_strength)
+    start_ts = _check_days_and_start(days, start)
+    # the draws below come in a fixed order (volatility, innovations, bursts and states, the path
+    # inside each minute, volume): published results depend on it, so keep the order
+    rng = np.random.default_rng(seed)
+    n = (days + p.burn_in_days) * MINUTES_PER_DAY
+    sigma, season = _volatility(p, n, rng.standard_normal(n), rng.standard_normal())
+    eps = _unit_t(p.tail_dof, n, rng)
+    return _market(p, sigma, season, sigma * eps, start_ts, rng, int(seed))
+
+
+def _market_params(params: MarketParams | None, signal_strength: float | None) -> MarketParams:
+    """``params`` (default ``MarketParams()``) with ``signal_strength`` put in when given."""
     p = params if params is not None else MarketParams()
     if signal_strength is not None:
         p = dataclasses.replace(p, signal_strength=float(signal_strength))
+    return p
+
+
+def _check_days_and_start(days: int, start: str | pd.Timestamp) -> pd.Timestamp:
+    """Check ``days`` (a positive int) and return ``start`` as a UTC midnight."""
+    if isinstance(days, bool) or not isinstance(days, int | np.integer) or days < 1:
+        raise ValueError(f"days must be a positive int, got {days!r}")
     start_ts = pd.Timestamp(start)
     start_ts = start_ts.tz_localize("UTC") if start_ts.tz is None else start_ts.tz_convert("UTC")
     if start_ts != start_ts.normalize():
         raise ValueError(f"start must be a midnight (UTC), got {start_ts}")
+    return start_ts
 
-    rng = np.random.default_rng(seed)
-    n_days = days + p.burn_in_days
-    n = n_days * MINUTES_PER_DAY
-    delay = p.reaction_delay
 
+def _volatility(
+    p: MarketParams, n: int, z: np.ndarray, z0: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Noise scale ``sigma`` and intraday season ``season`` (both ``[n]``) from standard normals.
+
+    ``z`` ``[n]`` drives the log-AR(1) volatility ``h`` and ``z0`` its start: the same ``z`` for
+    several instruments gives them one volatility clock (:func:`simulate_instruments`).
+    """
+    n_days = n // MINUTES_PER_DAY
     # intraday season (same for every day), by the middle of each minute
     hour = (np.arange(MINUTES_PER_DAY) + 0.5) / 60.0
     season_day = 1.0 + p.season_amplitude * np.cos(2 * np.pi * (hour - p.season_peak_hour) / 24)
@@ -345,14 +372,35 @@ def simulate_market(
 
     # stochastic volatility: log-AR(1) with stationary std vol_of_vol
     phi = 0.5 ** (1.0 / p.vol_half_life_minutes)
-    shocks = rng.standard_normal(n) * p.vol_of_vol * np.sqrt(1 - phi**2)
-    h0 = rng.standard_normal() * p.vol_of_vol
+    shocks = z * p.vol_of_vol * np.sqrt(1 - phi**2)
+    h0 = z0 * p.vol_of_vol
     h = lfilter([1.0], [1.0, -phi], shocks, zi=[phi * h0])[0]
     sigma = p.minute_vol * season * np.exp(h - p.vol_of_vol**2)  # [n]; E[sigma^2] = (vol*season)^2
+    return sigma, season
 
-    # unit-variance Student-t innovations
-    eps = rng.standard_t(p.tail_dof, size=n) / np.sqrt(p.tail_dof / (p.tail_dof - 2))
-    noise = sigma * eps  # [n]
+
+def _unit_t(dof: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` Student-t draws with ``dof`` degrees of freedom, scaled to unit variance."""
+    return rng.standard_t(dof, size=n) / np.sqrt(dof / (dof - 2))
+
+
+def _market(
+    p: MarketParams,
+    sigma: np.ndarray,
+    season: np.ndarray,
+    noise: np.ndarray,
+    start_ts: pd.Timestamp,
+    rng: np.random.Generator,
+    seed: int,
+) -> SyntheticMarket:
+    """Plant bursts, states and jumps on the minute ``noise`` ``[n]``, then build bars and truth.
+
+    ``n`` covers the burn-in days too; ``rng`` draws, in this order, the bursts, their signs, the
+    burn-in states, the path inside each minute and the volume noise.
+    """
+    n = len(noise)
+    n_days = n // MINUTES_PER_DAY
+    delay = p.reaction_delay
 
     # bursts: a minute may burst unless the minute before burst (its reversal minute) or a jump
     # lands in it (a burst D minutes earlier); then the burst bar's sign is its own coin flip,
@@ -453,7 +501,134 @@ def simulate_market(
         index=index,
     )
     validate_ohlcv(bars, name="simulated bars")
-    return SyntheticMarket(bars, truth, p, int(seed))
+    return SyntheticMarket(bars, truth, p, seed)
+
+
+#: Price levels and volatility multipliers that :func:`simulate_instruments` gives the instruments
+#: by default (cycled), so that they differ the way real instruments do.
+INSTRUMENT_LEVELS: tuple[tuple[float, float], ...] = ((100.0, 1.0), (2500.0, 1.6), (0.8, 0.7))
+
+#: Settings of the market-wide factor: every instrument of one call must share them.
+_SHARED_FIELDS = ("vol_half_life_minutes", "vol_of_vol", "tail_dof", "burn_in_days")
+
+
+def simulate_instruments(
+    names: Sequence[str] = ("AAA", "BBB", "CCC"),
+    days: int = 60,
+    seed: int = 0,
+    start: str | pd.Timestamp = "2024-01-01",
+    *,
+    correlation: float = 0.6,
+    params: MarketParams | Mapping[str, MarketParams] | None = None,
+) -> dict[str, SyntheticMarket]:
+    """Simulate several instruments whose minute noise shares a common factor.
+
+    Each instrument is a :func:`simulate_market` market, planted and checked the same way: its own
+    bursts, its own slow state (from its own daily returns), its own jumps, hence its own exact
+    oracle (``.expected_return``, ``.oracle_accuracy``). What they share is the market:
+
+    * one volatility clock: the log-volatility AR(1) of every instrument is driven by the same
+      shocks (each instrument scales it by its own ``minute_vol``);
+    * correlated innovations: ``eps_i = sqrt(c) * z + sqrt(1 - c) * z_i`` with ``z`` common and
+      ``z_i`` the instrument's own (unit-variance Student-t each), so the noise of two instruments
+      has correlation ``c``. On a minute without a planted part in either instrument (burst,
+      reversal, jump) the log returns are that noise: their correlation is ``c``. The planted parts
+      are each instrument's own and carry most of the variance, so over all minutes the
+      correlation is far lower (0.06 measured for ``c = 0.6``, 5 days, default settings).
+
+    Parameters
+    ----------
+    names : sequence of str, default ("AAA", "BBB", "CCC")
+        Instrument names, unique, at least one.
+    days, seed, start
+        As in :func:`simulate_market`. ``seed`` fixes all instruments together.
+    correlation : float, default 0.6
+        Correlation ``c`` of the minute noise, in ``[0, 1)``.
+    params : MarketParams or mapping of name to MarketParams, optional
+        One set of settings for all, or one per name. By default instrument ``k`` gets
+        ``MarketParams(start_price=level, minute_vol=6e-4 * factor)`` with ``(level, factor)``
+        from :data:`INSTRUMENT_LEVELS` (cycled): different price levels and volatilities, which is
+        why each instrument needs its own normalisation. The fields of the common factor
+        (``vol_half_life_minutes``, ``vol_of_vol``, ``tail_dof``, ``burn_in_days``) must agree.
+
+    Returns
+    -------
+    dict of str to SyntheticMarket
+        In the order of ``names``; each ``.seed`` is ``seed``.
+
+    Raises
+    ------
+    ValueError
+        No names, duplicated names, a correlation outside ``[0, 1)``, params missing a name or
+        disagreeing on a shared field.
+    """
+    names = _check_names(names)
+    if isinstance(correlation, bool) or not isinstance(correlation, int | float | np.floating) or not (
+        0 <= correlation < 1
+    ):
+        raise ValueError(f"correlation must be a number in [0, 1), got {correlation!r}")
+    by_name = _instrument_params(names, params)
+    start_ts = _check_days_and_start(days, start)
+    first = by_name[names[0]]
+    n = (days + first.burn_in_days) * MINUTES_PER_DAY
+    # one generator for the common factor, one per instrument (its own bursts, states, paths)
+    common_seq, *own_seqs = np.random.SeedSequence(seed).spawn(len(names) + 1)
+    common = np.random.default_rng(common_seq)
+    z_vol, z0 = common.standard_normal(n), common.standard_normal()  # the volatility clock
+    z_noise = _unit_t(first.tail_dof, n, common)  # the common factor of the innovations [n]
+    markets = {}
+    for name, seq in zip(names, own_seqs, strict=True):
+        p, rng = by_name[name], np.random.default_rng(seq)
+        sigma, season = _volatility(p, n, z_vol, z0)
+        eps = np.sqrt(correlation) * z_noise + np.sqrt(1 - correlation) * _unit_t(p.tail_dof, n, rng)
+        markets[name] = _market(p, sigma, season, sigma * eps, start_ts, rng, int(seed))
+    return markets
+
+
+def _check_names(names: Sequence[str]) -> list[str]:
+    """Instrument names as a list: strings, unique, at least one."""
+    if isinstance(names, str):
+        raise ValueError(f"names must be a sequence of instrument names, got the string {names!r}")
+    names = list(names)
+    if not names:
+        raise ValueError("names: give at least one instrument name")
+    bad = [n for n in names if not isinstance(n, str) or not n]
+    if bad:
+        raise ValueError(f"names must be non-empty strings, got {bad}")
+    seen = {n for n in names if names.count(n) > 1}
+    if seen:
+        raise ValueError(f"names: duplicated instrument name(s) {sorted(seen)}")
+    return names
+
+
+def _instrument_params(
+    names: list[str], params: MarketParams | Mapping[str, MarketParams] | None
+) -> dict[str, MarketParams]:
+    """Settings per instrument (see :func:`simulate_instruments`), checked for the shared fields."""
+    if params is None:
+        by_name = {}
+        for k, name in enumerate(names):
+            level, factor = INSTRUMENT_LEVELS[k % len(INSTRUMENT_LEVELS)]
+            base = MarketParams()
+            by_name[name] = dataclasses.replace(
+                base, start_price=level, minute_vol=base.minute_vol * factor
+            )
+    elif isinstance(params, MarketParams):
+        by_name = dict.fromkeys(names, params)
+    else:
+        missing = [n for n in names if n not in params]
+        if missing:
+            raise ValueError(f"params has no MarketParams for instrument(s) {missing}")
+        by_name = {n: params[n] for n in names}
+    first = by_name[names[0]]
+    for name in names[1:]:
+        for field in _SHARED_FIELDS:
+            if getattr(by_name[name], field) != getattr(first, field):
+                raise ValueError(
+                    f"params: {field} of {name!r} ({getattr(by_name[name], field)}) differs from "
+                    f"{names[0]!r}'s ({getattr(first, field)}); the common factor needs one value"
+                )
+    return by_name
 
 
 # --------------------------------------------------------------------------------------------------

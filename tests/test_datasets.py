@@ -9,6 +9,7 @@ the bars or the truth table, independently of the code that planted it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from importlib import resources
 
@@ -17,7 +18,13 @@ import pandas as pd
 import pytest
 
 from msa_lib.data import resample_ohlcv, validate_ohlcv
-from msa_lib.datasets import DATASETS, MarketParams, load_dataset, simulate_market
+from msa_lib.datasets import (
+    DATASETS,
+    MarketParams,
+    load_dataset,
+    simulate_instruments,
+    simulate_market,
+)
 
 DAYS = 12
 
@@ -315,3 +322,92 @@ def test_unknown_dataset_lists_known_names():
     with pytest.raises(ValueError, match="nope") as info:
         load_dataset("nope")
     assert all(name in str(info.value) for name in DATASETS)
+
+
+# ---------------------------------------------------------------------------------------------
+# simulate_market's draws must not change: published evidence depends on them
+# ---------------------------------------------------------------------------------------------
+def test_simulate_market_bars_are_bit_identical_to_the_published_ones():
+    """Regression guard, not a derivation: these SHA-256 digests of the bars (values, then the int64
+    nanosecond index) were computed with simulate_market BEFORE it was split into helpers for
+    simulate_instruments. Any change to its random draws or their order changes them."""
+    expected = {
+        (0, None): "1890a6f1d234dbc827415cbb9641ea53e30706c46a828ad2091ede912db20888",
+        (1, 2.0): "3b184b491399cf2519245a8d705429087ea176dc182957ec818d596f0b1bd25e",
+    }
+    for (seed, strength), digest in expected.items():
+        bars = simulate_market(days=3, seed=seed, signal_strength=strength).bars
+        data = np.ascontiguousarray(bars.to_numpy()).tobytes() + bars.index.as_unit("ns").asi8.tobytes()
+        assert hashlib.sha256(data).hexdigest() == digest, (seed, strength)
+
+
+# ---------------------------------------------------------------------------------------------
+# several correlated instruments
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def instruments():
+    return simulate_instruments(("AAA", "BBB", "CCC"), days=6, seed=5, correlation=0.6)
+
+
+def _quiet_returns(markets) -> dict[str, np.ndarray]:
+    """Minute log returns (from the bars) on minutes without a planted part in any instrument."""
+    quiet = None
+    returns = {}
+    for name, m in markets.items():
+        returns[name] = np.diff(np.log(m.bars["close"].to_numpy()))
+        t = m.truth.iloc[1:]
+        mine = ~t["event"].to_numpy() & (t["reversal"].to_numpy() == 0) & (t["jump"].to_numpy() == 0)
+        quiet = mine if quiet is None else quiet & mine
+    return {name: r[quiet] for name, r in returns.items()}
+
+
+@pytest.mark.parametrize("correlation", [0.0, 0.3, 0.8])
+def test_minute_returns_have_the_requested_correlation(correlation):
+    markets = simulate_instruments(("AAA", "BBB"), days=4, seed=1, correlation=correlation)
+    quiet = _quiet_returns(markets)
+    assert len(quiet["AAA"]) > 2000
+    realised = np.corrcoef(quiet["AAA"], quiet["BBB"])[0, 1]
+    assert abs(realised - correlation) < 0.06, realised
+
+
+def test_each_instrument_keeps_its_own_planted_structure_and_oracle(instruments):
+    truths = [m.truth for m in instruments.values()]
+    # own bursts and own states: not copies of each other
+    assert (truths[0]["event"] != truths[1]["event"]).mean() > 0.1
+    for m in instruments.values():
+        b = np.flatnonzero(m.truth["event"].to_numpy())
+        b = b[b + m.params.reaction_delay < len(m.truth)]
+        jumps = m.truth["jump"].to_numpy()[b + m.params.reaction_delay]
+        planted = m.truth["state"].to_numpy()[b] * m.truth["event_sign"].to_numpy()[b] * m.params.jump_size
+        np.testing.assert_allclose(jumps, planted, rtol=1e-12)
+        for horizon, floor in [("5min", 0.62), ("15min", 0.72), ("30min", 0.78)]:
+            assert m.oracle_accuracy(horizon) > floor, (m, horizon)
+        e, f = m.expected_return("30min"), m.forward_return("30min")
+        ok = e.notna() & f.notna()
+        assert 0.85 < np.polyfit(e[ok], f[ok], 1)[0] < 1.15  # the oracle is the conditional mean
+
+
+def test_instruments_differ_in_level_and_volatility_and_are_reproducible(instruments):
+    levels = [m.bars["close"].median() for m in instruments.values()]
+    vols = [np.diff(np.log(m.bars["close"].to_numpy())).std() for m in instruments.values()]
+    assert max(levels) / min(levels) > 100 and max(vols) / min(vols) > 1.5
+    again = simulate_instruments(("AAA", "BBB", "CCC"), days=6, seed=5, correlation=0.6)
+    for name, m in instruments.items():
+        pd.testing.assert_frame_equal(m.bars, again[name].bars)
+        validate_ohlcv(m.bars)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"correlation": 1.0}, r"correlation must be a number in \[0, 1\)"),
+     ({"correlation": -0.1}, r"correlation must be a number in \[0, 1\)"),
+     ({"names": ("AAA", "AAA")}, r"duplicated instrument name\(s\) \['AAA'\]"),
+     ({"names": ()}, "at least one instrument name"),
+     ({"names": "AAA"}, "got the string"),
+     ({"params": {"AAA": MarketParams()}, "names": ("AAA", "BBB")}, r"no MarketParams .*\['BBB'\]"),
+     ({"params": {"AAA": MarketParams(), "BBB": MarketParams(tail_dof=5.0)}, "names": ("AAA", "BBB")},
+      "tail_dof of 'BBB'")],
+)
+def test_bad_instrument_settings_raise_clearly(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        simulate_instruments(**{"days": 1, **kwargs})
