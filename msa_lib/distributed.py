@@ -44,6 +44,7 @@ __all__ = [
     "broadcast_order",
     "check_ddp",
     "init_from_env",
+    "launch",
     "is_main",
     "rank_rows",
     "world",
@@ -139,21 +140,26 @@ def all_gather(obj: Any) -> list[Any]:
 # --------------------------------------------------------------------------------------------------
 # One process against two: the check `make ddp-check` runs
 # --------------------------------------------------------------------------------------------------
-#: The comparison's settings: small enough to run in seconds on two CPU cores.
+#: The comparison's settings: small enough to run in seconds on two CPU cores. ``threads`` is per
+#: process; ``device`` and ``precision`` are passed to :func:`msa_lib.train.fit`.
 CHECK_SETTINGS: dict[str, Any] = {
     "days": 40, "seed": 0, "num_epochs": 3, "batch_size": 128, "d_model": 16, "n_layers": 1,
+    "threads": 1, "device": "cpu", "precision": "auto",
 }
 
 
 def _check_run(out: str, settings: dict[str, Any]) -> None:
     """Train the check's network (in this process, under torchrun or not) and write its history."""
+    import datetime
+    import platform
+
     from msa_lib import seed_everything
     from msa_lib.experiment import COURSE
     from msa_lib.model import build_model
     from msa_lib.prepare import prepare_experiment
     from msa_lib.train import fit
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(settings["threads"])
     init_from_env()
     experiment = COURSE.replace(
         data={"days": settings["days"]},
@@ -164,13 +170,43 @@ def _check_run(out: str, settings: dict[str, Any]) -> None:
     model = build_model("multiscale", experiment.model_config(prepared.train.windows))
     history = fit(model, prepared.train, prepared.val, num_epochs=settings["num_epochs"],
                   batch_size=settings["batch_size"], lr=experiment.train.lr, patience=None,
-                  progress=False)
+                  progress=False, device=settings["device"], precision=settings["precision"])
     if is_main():
+        device = next(model.parameters()).device
         Path(out).write_text(json.dumps({
-            "world_size": world()[1], "step_loss": history.step_loss,
-            "train_loss": history.train_loss, "val_loss": history.val_loss,
-            "seconds": sum(history.seconds), "rows": len(prepared.train),
-        }))
+            "world_size": world()[1], "threads": settings["threads"],
+            "step_loss": history.step_loss, "train_loss": history.train_loss,
+            "val_loss": history.val_loss, "seconds": sum(history.seconds),
+            "rows": len(prepared.train), "epochs": history.num_epochs,
+            "samples_per_second": len(prepared.train) * history.num_epochs / sum(history.seconds),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda"
+            else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
+            "precision": settings["precision"], "torch": torch.__version__,
+            "date": datetime.date.today().isoformat(),
+        }, indent=1))
+
+
+def launch(nproc: int = 1, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train the check's network in a fresh process (``nproc == 1``) or under
+    ``torchrun --standalone --nproc_per_node=nproc``; return what rank 0 recorded."""
+    settings = {**CHECK_SETTINGS, **(settings or {})}
+    if settings["batch_size"] % nproc:
+        raise ValueError(f"batch_size {settings['batch_size']} is not divisible by {nproc} processes")
+    env = {**os.environ, "OMP_NUM_THREADS": str(settings["threads"]), "PYTHONHASHSEED": "0"}
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    if nproc == 1:
+        command = [sys.executable, "-m", "msa_lib.distributed"]
+    else:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc_per_node={nproc}", "-m", "msa_lib.distributed"]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run.json"
+        done = subprocess.run([*command, "run", "--out", str(out), "--settings", json.dumps(settings)],
+                              env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command[2:4])} failed:\n{done.stderr[-3000:]}")
+        return json.loads(out.read_text())
 
 
 def check_ddp(
@@ -179,34 +215,16 @@ def check_ddp(
     """Train the same network in one process and with ``torchrun --nproc_per_node=nproc``.
 
     Both runs use the same data, seed and global batch (dropout off); each runs in a fresh
-    process with one thread per process.
+    process with ``settings["threads"]`` threads per process (default 1).
 
     Returns
     -------
     dict
         ``"single"`` and ``"ddp"`` (each: ``step_loss``, ``train_loss``, ``val_loss``,
-        ``seconds``...), ``"max_abs_diff"`` and ``"max_rel_diff"`` over every step's and epoch's
-        loss, and ``"agree"``: every relative difference below ``rtol``.
+        ``seconds``, ``samples_per_second``...), ``"max_abs_diff"`` and ``"max_rel_diff"`` over
+        every step's and epoch's loss, and ``"agree"``: every relative difference below ``rtol``.
     """
-    settings = {**CHECK_SETTINGS, **(settings or {})}
-    if settings["batch_size"] % nproc:
-        raise ValueError(f"batch_size {settings['batch_size']} is not divisible by {nproc} processes")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    env.pop("WORLD_SIZE", None)
-    with tempfile.TemporaryDirectory() as tmp:
-        single, ddp = Path(tmp) / "single.json", Path(tmp) / "ddp.json"
-        arguments = ["run", "--out", "{out}", "--settings", json.dumps(settings)]
-        launches = [
-            ([sys.executable, "-m", "msa_lib.distributed"], single),
-            ([sys.executable, "-m", "torch.distributed.run", "--standalone",
-              f"--nproc_per_node={nproc}", "-m", "msa_lib.distributed"], ddp),
-        ]
-        for command, out in launches:
-            args = [a.replace("{out}", str(out)) for a in arguments]
-            done = subprocess.run([*command, *args], env=env, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise RuntimeError(f"{' '.join(command[:3])} failed:\n{done.stderr[-3000:]}")
-        result = {"single": json.loads(single.read_text()), "ddp": json.loads(ddp.read_text())}
+    result = {"single": launch(1, settings), "ddp": launch(nproc, settings)}
     pairs = [(a, b) for key in ("step_loss", "train_loss", "val_loss")
              for a, b in zip(result["single"][key], result["ddp"][key], strict=True)]
     result["max_abs_diff"] = max(abs(a - b) for a, b in pairs)
@@ -214,6 +232,11 @@ def check_ddp(
     result["agree"] = bool(result["max_rel_diff"] < rtol and math.isfinite(result["max_abs_diff"]))
     result["rtol"] = rtol
     return result
+
+
+#: Where ``python -m msa_lib.distributed throughput`` records a GPU run (the Scaling-up chapter
+#: shows it in its throughput table when the file exists).
+GPU_RECORD = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_throughput.json"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -225,9 +248,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("run", help="(internal) one run of the check, under torchrun or not")
     p.add_argument("--out", required=True)
     p.add_argument("--settings", required=True)
+    p = sub.add_parser("throughput", help="train the check's network on a GPU (bf16) and record it")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--out", default=str(GPU_RECORD))
     args = parser.parse_args(argv)
     if args.command == "run":
-        _check_run(args.out, json.loads(args.settings))
+        _check_run(args.out, {**CHECK_SETTINGS, **json.loads(args.settings)})
+        return 0
+    if args.command == "throughput":
+        record = launch(1, {"device": args.device, "num_epochs": 5})
+        Path(args.out).write_text(json.dumps(record, indent=1))
+        print(f"{record['device']}: {record['samples_per_second']:,.0f} samples/s "
+              f"({record['precision']}), written to {args.out}")
         return 0
     r = check_ddp(args.nproc)
     steps = len(r["single"]["step_loss"])

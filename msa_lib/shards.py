@@ -751,16 +751,22 @@ class ShardWindowDataset(torch.utils.data.IterableDataset):
             for i in range(len(y_t)):
                 yield {s: a[i] for s, a in w.items()}, y_t[i], up_t[i]
 
-    def batches(self, batch_size: int, *, shuffle: bool = False) -> Iterator[Batch]:
+    def batches(
+        self, batch_size: int, *, shuffle: bool = False, drop_last: bool | None = None
+    ) -> Iterator[Batch]:
         """Mini-batches ``(windows {s: [B, L, F]}, scaled_returns [B, H], up [B, H])``.
 
         Like :meth:`msa_lib.prepare.WindowDataset.batches`, read in this process (no workers):
         with ``shuffle`` the order of this rank's units and the rows within each unit are drawn
         from torch's global generator; batches run across unit boundaries. On one rank every row
         is yielded (the last batch may be partial); on several, exactly
-        :meth:`num_batches` full batches, and the rest of the epoch's rows are dropped.
+        :meth:`num_batches` full batches, and the rest of the epoch's rows are dropped
+        (``drop_last=False`` yields all of this rank's rows instead: for evaluation, where ranks
+        need not take the same number of steps).
         """
-        n_batches = self.num_batches(batch_size)
+        if drop_last is None:
+            drop_last = self.world_size > 1
+        n_batches = self.num_batches(batch_size) if drop_last else math.inf
         units = list(self._units[self.rank :: self.world_size])
         if shuffle:
             units = [units[i] for i in torch.randperm(len(units)).tolist()]
@@ -781,7 +787,7 @@ class ShardWindowDataset(torch.utils.data.IterableDataset):
                 yield _tensors(block, slice(b * batch_size, (b + 1) * batch_size))
             done += full
             rest = _take(block, slice(full * batch_size, n))
-        if rest is not None and len(rest[1]) and self.world_size == 1:
+        if rest is not None and len(rest[1]) and not drop_last:
             yield _tensors(rest, slice(0, len(rest[1])))
 
     def _scaled(self, unit: _Unit) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:

@@ -372,8 +372,11 @@ def _eval_batches(data: Any, batch_size: int) -> Iterator[Batch]:
     """This process's rows of ``data`` in order: all of them in one process, a contiguous part
     (or the dataset's own part, for one that splits itself by rank) under ``torchrun``."""
     rank, world = distributed.world()
-    if world == 1 or not isinstance(data, WindowDataset):
+    if world == 1:
         yield from data.batches(batch_size)
+        return
+    if not isinstance(data, WindowDataset):
+        yield from data.batches(batch_size, drop_last=False)
         return
     lo, hi = distributed.rank_rows(len(data), rank, world)
     for start in range(lo, hi, batch_size):
@@ -610,6 +613,15 @@ def fit(
             f"needs an equal share of each global batch (try {batch_size - batch_size % world} or "
             f"{batch_size + world - batch_size % world})"
         )
+    for name, data in (("train", train), ("val", val)):
+        if world > 1 and data is not None and not isinstance(data, WindowDataset) and (
+            getattr(data, "world_size", 1) != world
+        ):
+            raise ValueError(
+                f"{name} was built for {getattr(data, 'world_size', 1)} process(es) but this run has "
+                f"{world}: build it after joining the process group "
+                "(msa_lib.distributed.init_from_env()) or pass rank= and world_size="
+            )
     stopper = EarlyStopping(patience)  # without val every epoch is a new best: it never stops
     weights = LossWeights.coerce(loss_weights)
     dev = resolve_device(device)

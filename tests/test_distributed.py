@@ -93,6 +93,90 @@ def test_a_world_size_that_does_not_divide_the_batch_is_refused(tmp_path: Path) 
         assert "batch_size 33 is not divisible by the world size 2" in r["error"]
 
 
+def _shard_worker(rank: int, folder: str) -> None:
+    from msa_lib.model import build_model
+    from msa_lib.shards import ShardWindowDataset, fit_instrument_scaling
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=2)
+    try:
+        scaling = fit_instrument_scaling(Path(folder) / "shards", SHARD_FEATURES, end=SHARD_SPLIT)
+        train = ShardWindowDataset(Path(folder) / "shards", SHARD_FEATURES, end=SHARD_SPLIT,
+                                   scaling=scaling)  # built after joining: knows its rank
+        seed_everything(0)
+        model = build_model("multiscale", _shard_config(train))
+        history = tr.fit(model, train, num_epochs=2, batch_size=64, progress=False)
+        (Path(folder) / f"rank{rank}.json").write_text(json.dumps({
+            "steps": len(history.step_loss), "step_loss": history.step_loss,
+            "expected": train.num_batches(32) * 2, "rows": len(train)}))
+    finally:
+        dist.destroy_process_group()
+
+
+SHARD_SPLIT = "2024-01-02 18:00"
+
+
+def _shard_features():
+    from msa_lib.experiment import SHORT_FEATURE_WINDOWS, FeatureSection, ScaleSpec
+
+    return FeatureSection(
+        scales=(ScaleSpec("1min", 10), ScaleSpec("1h", 3, **SHORT_FEATURE_WINDOWS)),
+        every="5min", horizons=("5min", "30min"))
+
+
+SHARD_FEATURES = _shard_features()
+
+
+def _shard_config(data) -> ModelConfig:
+    from msa_lib.model import config_from_windows
+
+    windows, _, _ = next(iter(data.batches(2, drop_last=False)))
+    return config_from_windows(windows, n_heads=2, d_model=8, n_cross_heads=2,
+                               horizons=("5min", "30min"), dropout=0.0)
+
+
+def test_two_processes_train_on_parquet_shards_in_step(tmp_path: Path) -> None:
+    """Each rank reads its own shards; both take the same number of steps (DDP would hang
+    otherwise) and see the same global losses."""
+    from msa_lib.datasets import simulate_instruments
+    from msa_lib.shards import write_shards
+
+    markets = simulate_instruments(("AAA", "BBB", "CCC"), days=3, seed=1)
+    write_shards({n: m.bars for n, m in markets.items()}, tmp_path / "shards", shard="12h")
+    mp.spawn(_shard_worker, args=(str(tmp_path),), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0]["steps"] == ranks[1]["steps"] == ranks[0]["expected"] > 0
+    assert ranks[0]["step_loss"] == ranks[1]["step_loss"]
+    assert ranks[0]["rows"] == ranks[1]["rows"]
+
+
+def test_a_dataset_built_for_another_world_size_is_refused(tmp_path: Path) -> None:
+    from msa_lib.datasets import simulate_instruments
+    from msa_lib.shards import ShardWindowDataset, write_shards
+
+    markets = simulate_instruments(("AAA", "BBB"), days=3, seed=1)
+    write_shards({n: m.bars for n, m in markets.items()}, tmp_path / "shards", shard="12h")
+    mp.spawn(_stale_worker, args=(str(tmp_path),), nprocs=2, join=True)
+    assert "built for 1 process(es) but this run has 2" in (tmp_path / "rank0.txt").read_text()
+    assert ShardWindowDataset(tmp_path / "shards", SHARD_FEATURES).world_size == 1
+
+
+def _stale_worker(rank: int, folder: str) -> None:
+    from msa_lib.model import build_model
+    from msa_lib.shards import ShardWindowDataset
+
+    torch.set_num_threads(1)
+    train = ShardWindowDataset(Path(folder) / "shards", SHARD_FEATURES)  # before joining the group
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=2)
+    try:
+        tr.fit(build_model("multiscale", _shard_config(train)), train, num_epochs=1,
+               batch_size=64, progress=False)
+    except ValueError as err:
+        (Path(folder) / f"rank{rank}.txt").write_text(str(err))
+    finally:
+        dist.destroy_process_group()
+
+
 # -- resuming ------------------------------------------------------------------------------------
 class _Crash(Exception):
     pass
