@@ -595,6 +595,22 @@ def _check_coin_flip(answer: Any) -> None:
         raise Hint("Wilson at k = n/2: about 1.96 * sqrt(0.25 / n)")
 
 
+@_exercise("ch09-encoder-runs", "09_scaling_up",
+           "How much work does streaming save?", "easy", "predict")
+def _check_encoder_runs(answer: Any) -> None:
+    fraction = _number(answer, "the fraction")
+    runs = 1440 + 1440 // 5 + 1440 // 60 + 1  # 1-minute, 5-minute, hourly and daily encoder runs
+    expected = runs / (4 * 1440)
+    if np.isclose(fraction, runs, atol=1) or np.isclose(fraction, 4 * 1440 / runs, atol=0.01):
+        raise Hint("answer as a fraction: the streaming predictor's runs / the recomputation's runs")
+    if np.isclose(fraction, 0.25, atol=0.005):
+        raise Hint("the coarser encoders run too, each time its bar closes: 288, 24 and 1 times a day")
+    if np.isclose(fraction, 100 * expected, atol=0.5):
+        raise Hint("answer as a fraction (0.5 for half), not in percent")
+    if not np.isclose(fraction, expected, atol=2e-3):
+        raise Hint("count the encoder runs of each scale over 1,440 bars, then divide by 4 x 1,440")
+
+
 # --------------------------------------------------------------------------------------------------
 # student copies
 # --------------------------------------------------------------------------------------------------

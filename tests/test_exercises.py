@@ -143,6 +143,9 @@ WRONG_ANSWERS = [
     ("ch08-purged-past", lambda t, start, purge: t, "not the past"),
     ("ch08-coin-flip", math.sqrt(0.25 / 1000), "one standard error"),
     ("ch08-coin-flip", 3.1, "not in percent"),
+    ("ch09-encoder-runs", 0.25, "coarser encoders"),
+    ("ch09-encoder-runs", 1753, "as a fraction"),
+    ("ch09-encoder-runs", 30.4, "not in percent"),
 ]
 
 
