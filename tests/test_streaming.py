@@ -117,9 +117,9 @@ def test_history_start_gives_the_windows_of_the_whole_history(four_scales):
     assert kept.equals(t)
     for name in FOUR.lookbacks:
         np.testing.assert_allclose(trailing[name], whole[name], rtol=1e-6, atol=1e-7)
-    # one daily bar less is too short
-    with pytest.raises(ValueError, match="scale 1D: only 1 bars after the feature warm-up"):
-        experiment_frames(bars.loc[start + pd.Timedelta("1D"):t[0]], FOUR)
+    # a day less is too short: no full daily window at t
+    later = experiment_frames(bars.loc[start + pd.Timedelta("1D"):t[0]], FOUR)
+    assert len(make_windows(later, FOUR.lookbacks, t)[1]) == 0
 
 
 # ---- bad input ----------------------------------------------------------------------------------
