@@ -183,8 +183,8 @@ class _Scale:
     def feature_row(self, tz: Any) -> np.ndarray:
         """Features of the newest closed bar, from the bars kept (float32 ``[F]``)."""
         labels, values = zip(*self.bars, strict=True)
-        index = pd.DatetimeIndex(pd.to_datetime(list(labels), utc=True)).tz_convert(tz)
-        frame = pd.DataFrame(list(values), index=index, columns=list(OHLCV_COLUMNS))
+        index = pd.DatetimeIndex(np.array(labels, dtype="datetime64[ns]")).tz_localize("UTC").tz_convert(tz)
+        frame = pd.DataFrame(np.array(values), index=index, columns=list(OHLCV_COLUMNS))
         row = scale_features(frame, dropna=False, **self.kwargs).to_numpy(dtype=np.float64)[-1]
         if not np.isfinite(row).all():
             raise ValueError(f"scale {self.name!r}: non-finite features for the bar closed at {index[-1]}")
@@ -348,7 +348,7 @@ class StreamingPredictor:
             missing = [c for c in OHLCV_COLUMNS if c not in bar.index]
             if missing:
                 raise ValueError(f"bar at {bar.name}: missing field(s) {missing}")
-            frame = pd.DataFrame([bar[list(OHLCV_COLUMNS)].to_numpy(dtype=np.float64)],
+            frame = pd.DataFrame(bar[list(OHLCV_COLUMNS)].to_numpy(dtype=np.float64)[None],
                                  index=pd.DatetimeIndex([bar.name]), columns=list(OHLCV_COLUMNS))
         elif isinstance(bar, pd.DataFrame):
             if len(bar) != 1:
