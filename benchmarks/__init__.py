@@ -22,6 +22,8 @@ multiscale_vs_single      default net / single scale, 1,440 tokens, training sam
 default_network           training and inference samples/s                               none
 train_utilization         training FLOP/s of the default net / float32 matmul peak       >= 0.2
 notebooks_cold            each chapter from an empty network cache / 90 s budget         >= 1
+streaming_inference       live forecast per bar: recompute all / ``StreamingPredictor``   >= 5x
+checkpointing_memory      training-step peak memory, 1,920 bars: plain / checkpointed     >= 2x
 ========================  ===========================================================  ========
 """
 
@@ -34,5 +36,7 @@ BENCHMARKS: tuple[str, ...] = (
     "default_network",
     "train_utilization",
     "notebooks_cold",
+    "streaming_inference",
+    "checkpointing_memory",
 )
 """Module names, in the order ``python -m benchmarks`` runs them."""

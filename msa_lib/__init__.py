@@ -13,6 +13,7 @@ decompose   wavelets and VMD, full-series and causal (past-only)
 model       scale encoders, cross-scale attention, fusion, networks
 baselines   the rivals: naive rules and the trained LSTM, single-scale and linear models
 train       the loss, the training loop, early stopping, prediction
+streaming   live forecasts, one 1-minute bar at a time, re-encoding only closed scales
 checkpoints one file format for trained weights: save and load
 cache       train a network once, reload it while nothing changed
 evaluate    honest scores: ratios to naive forecasts, intervals

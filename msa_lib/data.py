@@ -686,16 +686,25 @@ class WindowScaler:
             raise ValueError(
                 f"scales differ from the fitted ones: got {list(windows)}, fitted {list(self.mean_)}"
             )
-        out = {}
-        for scale, w in windows.items():
-            w = np.asarray(w)
-            if w.ndim != 3 or w.shape[-1] != len(self.mean_[scale]):
-                raise ValueError(
-                    f"windows for scale {scale!r} have shape {w.shape}; expected [N, L, "
-                    f"{len(self.mean_[scale])}]"
-                )
-            out[scale] = ((w - self.mean_[scale]) / self.std_[scale]).astype(np.float32)
-        return out
+        return {scale: self.transform_scale(scale, w) for scale, w in windows.items()}
+
+    def transform_scale(self, scale: str, windows: np.ndarray) -> np.ndarray:
+        """Standardised float32 copy of the windows ``[N, L, F]`` (or rows ``[L, F]``) of one scale.
+
+        What :meth:`transform` does to each scale; a live predictor scales only the scale that has
+        a new bar.
+        """
+        if self.mean_ is None or self.std_ is None:
+            raise ValueError("WindowScaler is not fitted: call .fit(train_windows) first")
+        if scale not in self.mean_:
+            raise ValueError(f"scale {scale!r} was not fitted; fitted scales are {list(self.mean_)}")
+        w = np.asarray(windows)
+        if w.ndim not in (2, 3) or w.shape[-1] != len(self.mean_[scale]):
+            raise ValueError(
+                f"windows for scale {scale!r} have shape {w.shape}; expected [N, L, "
+                f"{len(self.mean_[scale])}]"
+            )
+        return ((w - self.mean_[scale]) / self.std_[scale]).astype(np.float32)
 
     def fit_transform(self, windows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``fit(windows)`` then ``transform(windows)``."""

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 __all__ = [
@@ -566,7 +567,13 @@ class ScaleEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(d_model)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, explicit: bool = False) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        explicit: bool = False,
+        checkpoint_layers: bool = False,
+    ) -> Tensor:
         """Encode one scale.
 
         Parameters
@@ -577,6 +584,11 @@ class ScaleEncoder(nn.Module):
             True = a real bar. Hidden rows are zeroed before the convolution and never attended to.
         explicit : bool, default False
             Passed to :meth:`EncoderLayer.forward`.
+        checkpoint_layers : bool, default False
+            Gradient checkpointing: keep only each layer's input for the backward pass and run the
+            layer again there (:func:`torch.utils.checkpoint.checkpoint`, which replays the same
+            dropout masks). Same outputs and gradients, less memory, about one more forward of the
+            layers in time.
 
         Returns
         -------
@@ -592,7 +604,10 @@ class ScaleEncoder(nn.Module):
             h = h + F.gelu(c.transpose(1, 2))  # [B, L, d]
         h = self.pos(h)
         for layer in self.layers:
-            h = layer(h, mask, explicit=explicit)
+            if checkpoint_layers:
+                h = torch.utils.checkpoint.checkpoint(layer, h, mask, explicit, use_reentrant=False)
+            else:
+                h = layer(h, mask, explicit=explicit)
         return self.norm(h)  # [B, L, d]
 
 
@@ -1006,9 +1021,23 @@ class ForecastHeads(nn.Module):
 class MultiScaleAttentionNet(nn.Module):
     """Encoders per scale -> cross-scale attention -> fusion -> one output per horizon.
 
+    ``forward`` is two public steps: :meth:`encode_scale` (one scale's encoder, independent of the
+    other scales) for every scale, then :meth:`combine` (cross-scale attention, pyramid, fusion,
+    heads). A live predictor (:class:`msa_lib.streaming.StreamingPredictor`) calls them
+    separately, re-encoding only the scales whose bar has just closed.
+
     Parameters
     ----------
     config : ModelConfig
+
+    Attributes
+    ----------
+    gradient_checkpointing : bool, default False
+        When True, training steps (``training`` mode with gradients enabled) recompute each encoder
+        layer during the backward pass instead of keeping its activations: less memory for long
+        lookbacks, the same loss and gradients, a little more time. Not part of the config (it
+        changes how a step is computed, not the network): set it with
+        :meth:`enable_gradient_checkpointing`.
 
     Examples
     --------
@@ -1025,6 +1054,7 @@ class MultiScaleAttentionNet(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        self.gradient_checkpointing = False
         d, S = config.d_model, len(config.scales)
         self.encoders = nn.ModuleDict(
             {
@@ -1047,35 +1077,78 @@ class MultiScaleAttentionNet(nn.Module):
         self.fusion = CrossScaleFusion(d, S, gates=config.gates, dropout=config.dropout)
         self.heads = ForecastHeads(d, len(config.horizons))
 
-    def forward(
-        self,
-        windows: Mapping[str, Any],
-        masks: Mapping[str, Any] | None = None,
-        return_details: bool = False,
-    ) -> dict[str, Tensor]:
-        """Forecast from a dict of windows.
+    def enable_gradient_checkpointing(self, enabled: bool = True) -> MultiScaleAttentionNet:
+        """Turn gradient checkpointing of the encoder layers on (or off); returns the network.
+
+        See :attr:`gradient_checkpointing`. Only training steps are affected: in ``eval`` mode or
+        under ``torch.no_grad()`` there is no backward pass to save memory for.
+        """
+        if not isinstance(enabled, bool):
+            raise TypeError(f"enabled must be True or False, got {enabled!r}")
+        self.gradient_checkpointing = enabled
+        return self
+
+    def encode_scale(self, name: str, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """One scale's encoder: windows of scale ``name`` -> its tokens.
+
+        The tokens of a scale depend on that scale's window only, so they can be computed once and
+        reused while the scale has no new bar.
 
         Parameters
         ----------
-        windows : dict of str -> array or Tensor [B, L_s, F_s]
-            One entry per scale of the config (extra keys are ignored); most recent row last.
-        masks : dict of str -> bool [B, L_s], optional
-            True = real bar; False = padding / missing history (never attended to).
+        name : str
+            A scale of the config.
+        x : Tensor [B, L, F_name]
+            Float32 windows of that scale on the network's device (see :func:`gather_inputs`).
+        mask : bool Tensor [B, L], optional
+            True = real bar.
+
+        Returns
+        -------
+        Tensor [B, L, d]
+        """
+        if name not in self.encoders:
+            raise KeyError(f"no scale {name!r} in this network; scales are {self.config.scale_names}")
+        checkpoint = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        return self.encoders[name](x, mask, checkpoint_layers=checkpoint)
+
+    def combine(
+        self,
+        tokens: Sequence[Tensor] | Mapping[str, Tensor],
+        masks: Sequence[Tensor | None] | Mapping[str, Tensor | None] | None = None,
+        return_details: bool = False,
+    ) -> dict[str, Tensor]:
+        """Cross-scale attention, pyramid, fusion and heads over the tokens of every scale.
+
+        Parameters
+        ----------
+        tokens : list of Tensor [B, L_s, d] in config order, or dict of scale name -> Tensor
+            The outputs of :meth:`encode_scale` for every scale.
+        masks : list or dict of (bool Tensor [B, L_s] or None), optional
+            The masks the tokens were encoded with (True = real bar).
         return_details : bool, default False
-            Also return the internals used for interpretation.
+            See :meth:`forward`.
 
         Returns
         -------
         dict
-            ``"returns"`` [B, H], ``"direction_logits"`` [B, H]; with ``return_details`` also
-            ``"attention"`` [B, n_cross_heads, S, N] (None when cross_attention is off),
-            ``"scale_weights"`` [S], ``"gates"`` [B, S], ``"scale_tokens"`` [B, S, d] (each scale's
-            representation entering the fusion), ``"fused"`` [B, d] and ``"key_scale"`` [N] (index
-            of the scale of each key position).
+            As :meth:`forward`.
         """
         cfg = self.config
-        xs, ms = gather_inputs(cfg, windows, masks, next(self.parameters()).device)
-        tokens = [self.encoders[s.name](x, m) for s, x, m in zip(cfg.scales, xs, ms, strict=True)]
+        names = cfg.scale_names
+        if isinstance(tokens, Mapping):
+            missing = [n for n in names if n not in tokens]
+            if missing:
+                raise KeyError(f"tokens lack scale(s) {missing} (keys: {list(tokens)})")
+            tokens = [tokens[n] for n in names]
+        elif len(tokens) != len(names):
+            raise ValueError(f"got tokens of {len(tokens)} scales; the network has {names}")
+        if masks is None:
+            ms: list[Tensor | None] = [None] * len(names)
+        elif isinstance(masks, Mapping):
+            ms = [masks.get(n) for n in names]
+        else:
+            ms = list(masks)
         last = torch.stack([t[:, -1] for t in tokens], dim=1)  # [B, S, d]
         attention = None
         if cfg.cross_attention:
@@ -1103,6 +1176,37 @@ class MultiScaleAttentionNet(nn.Module):
                 ),
             )
         return out
+
+    def forward(
+        self,
+        windows: Mapping[str, Any],
+        masks: Mapping[str, Any] | None = None,
+        return_details: bool = False,
+    ) -> dict[str, Tensor]:
+        """Forecast from a dict of windows: :meth:`encode_scale` for every scale, then :meth:`combine`.
+
+        Parameters
+        ----------
+        windows : dict of str -> array or Tensor [B, L_s, F_s]
+            One entry per scale of the config (extra keys are ignored); most recent row last.
+        masks : dict of str -> bool [B, L_s], optional
+            True = real bar; False = padding / missing history (never attended to).
+        return_details : bool, default False
+            Also return the internals used for interpretation.
+
+        Returns
+        -------
+        dict
+            ``"returns"`` [B, H], ``"direction_logits"`` [B, H]; with ``return_details`` also
+            ``"attention"`` [B, n_cross_heads, S, N] (None when cross_attention is off),
+            ``"scale_weights"`` [S], ``"gates"`` [B, S], ``"scale_tokens"`` [B, S, d] (each scale's
+            representation entering the fusion), ``"fused"`` [B, d] and ``"key_scale"`` [N] (index
+            of the scale of each key position).
+        """
+        cfg = self.config
+        xs, ms = gather_inputs(cfg, windows, masks, next(self.parameters()).device)
+        tokens = [self.encode_scale(s.name, x, m) for s, x, m in zip(cfg.scales, xs, ms, strict=True)]
+        return self.combine(tokens, ms, return_details=return_details)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -24,8 +24,10 @@ if str(ROOT) not in sys.path:
 from benchmarks import (  # noqa: E402
     BENCHMARKS,
     causal_vmd,
+    checkpointing_memory,
     cross_scale_attention,
     multiscale_vs_single,
+    streaming_inference,
     train_utilization,
     vmd_memory,
     windows,
@@ -277,6 +279,48 @@ def test_train_utilization_quick_run_reports_a_share_of_the_peak():
     by_hand = sum(train_utilization.flops_by_hand(model.config, m["batch_size"]))
     assert flops_per_step == by_hand  # the course's network, counted at the course's batch size
     assert result.line().startswith("train_utilization: ratio=0.") or result.ratio >= 1
+
+
+# --------------------------------------------------------------------------------------------------
+# streaming inference, gradient checkpointing
+# --------------------------------------------------------------------------------------------------
+def test_streaming_and_recomputing_give_the_same_forecasts():
+    from msa_lib.experiment import COURSE, SHORT_FEATURE_WINDOWS, ScaleSpec
+
+    small = COURSE.replace(features={"scales": (
+        ScaleSpec("1min", 4, **SHORT_FEATURE_WINDOWS), ScaleSpec("5min", 3, **SHORT_FEATURE_WINDOWS),
+        ScaleSpec("1h", 2, **SHORT_FEATURE_WINDOWS),
+    )})
+    bars, net, scaler = streaming_inference.make_inputs(small, days=2)
+    split = pd.Timestamp("2024-01-01 23:50", tz="UTC")
+    stretch = bars.loc[split + pd.Timedelta("1min"):split + pd.Timedelta("15min")]
+    _, outs, predictor = streaming_inference.stream(bars, split, stretch, small, net, scaler)
+    for t, out in zip(stretch.index, outs, strict=True):
+        want = streaming_inference.recompute(bars, t, small, net, scaler)["returns"]
+        np.testing.assert_allclose(out["returns"], want, atol=streaming_inference.ATOL)
+    assert predictor.encode_counts == {"1min": 16, "5min": 4, "1h": 2}  # warm-up + closes
+    every, closed = streaming_inference.model_only(
+        net, [streaming_inference.recompute(bars, t, small, net, scaler)["scaled"] for t in stretch.index[:3]],
+        [o["encoded"] for o in outs[:3]],
+    )
+    assert every > 0 and closed > 0
+
+
+def test_recomputing_refuses_a_time_without_a_full_window():
+    from msa_lib.experiment import COURSE
+
+    bars, net, scaler = streaming_inference.make_inputs(COURSE, days=13)
+    with pytest.raises(AssertionError, match="no full window at 2024-01-12 10:00"):
+        streaming_inference.recompute(bars, pd.Timestamp("2024-01-12 10:00", tz="UTC"), COURSE, net, scaler)
+
+
+def test_checkpointing_check_passes_and_notices_unreplayed_dropout(monkeypatch):
+    checkpointing_memory.check(lookback=12, n_layers=2, batch=2)
+    real = torch.utils.checkpoint.checkpoint
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint",
+                        lambda *a, **k: real(*a, **dict(k, preserve_rng_state=False)))
+    with pytest.raises(AssertionError, match="differ"):
+        checkpointing_memory.check(lookback=12, n_layers=2, batch=2)
 
 
 # --------------------------------------------------------------------------------------------------

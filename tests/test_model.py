@@ -483,3 +483,100 @@ def test_default_network_is_small_enough_for_a_cpu():
     scales = tuple(ScaleConfig(n, 8, L) for n, L in [("1min", 60), ("5min", 48), ("1h", 24), ("1D", 10)])
     n = count_parameters(MultiScaleAttentionNet(ModelConfig(scales=scales)))
     assert 50_000 <= n <= 100_000
+
+
+# ---- the two steps of forward, gradient checkpointing -------------------------------------------
+def _encode_then_combine(net: MultiScaleAttentionNet, windows, masks=None, **options):
+    """forward written out with the two public steps, tokens passed as a dict."""
+    tokens = {
+        name: net.encode_scale(name, torch.as_tensor(windows[name]), None if masks is None else masks.get(name))
+        for name in reversed(net.config.scale_names)  # any order: each encoder is independent
+    }
+    return net.combine(tokens, masks, **options)
+
+
+@pytest.mark.parametrize("pyramid_levels", [0, 2])
+def test_encode_scale_and_combine_give_forward_exactly(pyramid_levels):
+    torch.manual_seed(0)
+    cfg = make_config(pyramid_levels=pyramid_levels)
+    net = MultiScaleAttentionNet(cfg).eval()
+    windows = make_windows(cfg, batch=3)
+    masks = dict(zip(cfg.scale_names, random_masks([7, 13, 1], batch=3), strict=True))
+    with torch.no_grad():
+        whole = net(windows, masks, return_details=True)
+        steps = _encode_then_combine(net, windows, masks, return_details=True)
+    assert whole.keys() == steps.keys()
+    for key, value in whole.items():
+        assert torch.equal(value, steps[key]), key
+    # a token of one scale changes only when that scale's window does
+    changed = dict(windows, **{"5min": windows["5min"] + 1.0})
+    with torch.no_grad():
+        before = {n: net.encode_scale(n, torch.as_tensor(windows[n])) for n in cfg.scale_names}
+        after = {n: net.encode_scale(n, torch.as_tensor(changed[n])) for n in cfg.scale_names}
+    assert [n for n in cfg.scale_names if not torch.equal(before[n], after[n])] == ["5min"]
+
+
+def test_combine_names_what_is_missing():
+    torch.manual_seed(0)
+    net = MultiScaleAttentionNet(make_config()).eval()
+    tokens = {n: torch.zeros(1, 2, 16) for n in ("1min", "5min")}
+    with pytest.raises(KeyError, match=r"lack scale\(s\) \['1D'\]"):
+        net.combine(tokens)
+    with pytest.raises(ValueError, match="tokens of 2 scales"):
+        net.combine(list(tokens.values()))
+    with pytest.raises(KeyError, match="no scale '1h'"):
+        net.encode_scale("1h", torch.zeros(1, 2, 3))
+
+
+def _train_step(net: MultiScaleAttentionNet, windows) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """Loss, every parameter's gradient, and the next draw of torch's generator after the step."""
+    torch.manual_seed(1)
+    net.zero_grad(set_to_none=True)
+    out = net(windows)
+    loss = out["returns"].pow(2).mean() + out["direction_logits"].sum()
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in net.parameters()], torch.rand(4)
+
+
+def test_gradient_checkpointing_is_off_by_default_and_changes_nothing_but_memory(monkeypatch):
+    torch.manual_seed(0)
+    deeper = tuple(ScaleConfig(s.name, s.n_features, s.lookback, n_layers=2) for s in ODD)
+    cfg = make_config(dropout=0.3, scales=deeper)
+    net = MultiScaleAttentionNet(cfg).train()
+    windows = make_windows(cfg, batch=4)
+    assert net.gradient_checkpointing is False
+    assert "gradient_checkpointing" not in cfg.to_dict()  # not a setting of the network
+    keys = list(net.state_dict())
+
+    # count the checkpointed calls, to prove the flag really takes the other path
+    calls = []
+    real = torch.utils.checkpoint.checkpoint
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    plain = _train_step(net, windows)
+    assert calls == []
+    assert net.enable_gradient_checkpointing() is net and net.gradient_checkpointing
+    checkpointed = _train_step(net, windows)
+    assert len(calls) == 2 * len(ODD)  # every layer of every scale
+    assert list(net.state_dict()) == keys
+
+    assert torch.equal(plain[0], checkpointed[0])
+    for p, g_plain, g_ckpt in zip(net.parameters(), plain[1], checkpointed[1], strict=True):
+        assert torch.equal(g_plain, g_ckpt), p.shape  # dropout masks replayed exactly
+    assert torch.equal(plain[2], checkpointed[2])  # the generator advanced by the same draws
+    # the recomputation must replay the masks: without them the gradients would differ
+    monkeypatch.setattr(
+        torch.utils.checkpoint, "checkpoint",
+        lambda *a, **k: calls.append(1) or real(*a, **dict(k, preserve_rng_state=False)),
+    )
+    assert not torch.equal(_train_step(net, windows)[1][0], plain[1][0])
+
+    # only training steps recompute: not eval, not under no_grad
+    calls.clear()
+    with torch.no_grad():
+        net(windows)
+    net.eval()
+    net(windows)
+    assert calls == []
+    with pytest.raises(TypeError, match="True or False"):
+        net.enable_gradient_checkpointing("yes")
+    assert net.enable_gradient_checkpointing(False).gradient_checkpointing is False
