@@ -611,6 +611,24 @@ def _check_encoder_runs(answer: Any) -> None:
         raise Hint("count the encoder runs of each scale over 1,440 bars, then divide by 4 x 1,440")
 
 
+@_exercise("ch09-loss-factor", "09_scaling_up",
+           "Which factor makes four processes take one process's step?", "medium", "predict")
+def _check_loss_factor(answer: Any) -> None:
+    factor = _number(answer, "the factor")
+    rows, world, mine = 90, 4, 22  # the last rank's slice of a 90-row batch on 4 ranks: 23, 23, 22, 22
+    expected = mine / rows * world
+    if np.isclose(factor, mine / rows, atol=1e-3):
+        raise Hint("DistributedDataParallel divides the summed gradients by the world size: "
+                   "multiply by it as well")
+    if np.isclose(factor, 1.0, atol=1e-3):
+        raise Hint("the slices are not equal (23, 23, 22, 22): a plain average of the four means "
+                   "weighs a row of the smaller slices more")
+    if np.isclose(factor, 1 / expected, atol=1e-3):
+        raise Hint("upside down: a rank with fewer rows than a quarter of the batch must count less")
+    if not np.isclose(factor, expected, atol=1e-3):
+        raise Hint("the rank's share of the batch's rows, times the number of ranks")
+
+
 # --------------------------------------------------------------------------------------------------
 # student copies
 # --------------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def _two_process_worker(rank: int, folder: str, batch_size: int) -> None:
     dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=2)
     try:
         seed_everything(0)
-        train, val = make_data(90, seed=1), make_data(41, seed=2, sign=-1.0)  # val disagrees: stops
+        train, val = make_data(91, seed=1), make_data(41, seed=2, sign=-1.0)  # val disagrees: stops
         model = TinyNet()
         out: dict = {}
         try:
@@ -67,13 +67,13 @@ def _run_two(tmp_path: Path, batch_size: int) -> list[dict]:
 
 
 def test_two_processes_train_like_one(tmp_path: Path) -> None:
-    """Same global batch and seed: the 2-process run takes the single process's steps (90 rows in
-    batches of 32: the last batch of 26 splits 13/13), every rank stops at the same epoch, and
-    only rank 0 writes checkpoints."""
+    """Same global batch and seed: the 2-process run takes the single process's steps (91 rows in
+    batches of 32: the last batch of 27 splits 14/13, so each rank must weigh its loss by its
+    share), every rank stops at the same epoch, and only rank 0 writes checkpoints."""
     ranks = _run_two(tmp_path, batch_size=32)
     seed_everything(0)
     model = TinyNet()
-    single = tr.fit(model, make_data(90, seed=1), make_data(41, seed=2, sign=-1.0), num_epochs=8,
+    single = tr.fit(model, make_data(91, seed=1), make_data(41, seed=2, sign=-1.0), num_epochs=8,
                     batch_size=32, lr=1e-2, patience=2, progress=False)
     for r in ranks:
         assert r["step_loss"] == pytest.approx(single.step_loss, rel=1e-5)

@@ -146,6 +146,8 @@ WRONG_ANSWERS = [
     ("ch09-encoder-runs", 0.25, "coarser encoders"),
     ("ch09-encoder-runs", 1753, "as a fraction"),
     ("ch09-encoder-runs", 30.4, "not in percent"),
+    ("ch09-loss-factor", 22 / 90, "divides the summed gradients"),
+    ("ch09-loss-factor", 1.0, "not equal"),
 ]
 
 
