@@ -277,17 +277,17 @@ def load_training_state(
     stored, here = payload["model"], _describe_model(model)
     if stored != here:
         raise ValueError(
-            f"{path} was written by another model, so the run cannot resume from it:\n"
-            f"  checkpoint: {stored['model_class']} {stored['kind']!r} config {stored['config']}\n"
-            f"  this run:   {here['model_class']} {here['kind']!r} config {here['config']}\n"
-            "  differing: " + _differences(stored.get("config") or {}, here.get("config") or {})
+            f"{path} was written by another model, so the run cannot resume from it; differing: "
+            + _differences(stored.get("config") or {}, here.get("config") or {})
+            + f"\n  checkpoint: {stored['model_class']} {stored['kind']!r} config {stored['config']}"
+            f"\n  this run:   {here['model_class']} {here['kind']!r} config {here['config']}"
         )
     wanted = _plain(dict(settings), "settings")
     if payload["settings"] != wanted:
         raise ValueError(
-            f"{path} was written with other training settings, so the run cannot resume from it:\n"
-            f"  checkpoint: {payload['settings']}\n  this run:   {wanted}\n"
-            "  differing: " + _differences(payload["settings"], wanted)
+            f"{path} was written with other training settings, so the run cannot resume from it; "
+            "differing: " + _differences(payload["settings"], wanted)
+            + f"\n  checkpoint: {payload['settings']}\n  this run:   {wanted}"
         )
     model.load_state_dict(payload["state_dict"])
     optimizer.load_state_dict(payload["optimizer"])
