@@ -15,7 +15,7 @@ export PYTHONHASHSEED := 0
 # book silently loses every matplotlib figure (scripts without a display fall back to Agg anyway).
 unexport MPLBACKEND
 
-.PHONY: help setup book test unit ddp-check sync student bench evidence lint clean
+.PHONY: help setup book test unit ddp-check sync student bench evidence sweeps lint clean
 
 help:
 	@echo "make book   - set up .venv, execute every notebook, build the HTML book into _build/html"
@@ -26,6 +26,8 @@ help:
 	@echo "make ddp-check - train one network in 1 process and in 2 (torchrun, gloo): same losses?"
 	@echo "make bench   - benchmarks against the straightforward implementations (ratios)"
 	@echo "make evidence - every model and ablation over five seeds -> evidence/results.json (~20 min)"
+	@echo "make sweeps  - the chapter's best practices, each swept over three seeds -> evidence/sweeps.json"
+	@echo "              (~TIME on 2 cores; reuses the networks make evidence cached)"
 	@echo "make lint | clean"
 
 # ---- set-up: virtual environment, pinned requirements, msa_lib (editable), Jupyter kernel ------
@@ -86,6 +88,11 @@ bench: $(STAMP)
 # The central claim over five seeds (chapter 06 displays the file; a test fails when it is stale).
 evidence: $(STAMP)
 	$(BIN)/python -m evidence
+
+# The "Best Practices" recommendations, each checked by a sweep over seeds 0-2 (a test fails when
+# evidence/sweeps.json is stale). Run it after `make evidence`: the course's points load its networks.
+sweeps: $(STAMP)
+	$(BIN)/python -m evidence.sweeps
 
 # Student copies: solution code between `# BEGIN SOLUTION` and `# END SOLUTION` replaced by stubs.
 student: $(STAMP)
