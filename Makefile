@@ -27,7 +27,7 @@ help:
 	@echo "make bench   - benchmarks against the straightforward implementations (ratios)"
 	@echo "make evidence - every model and ablation over five seeds -> evidence/results.json (~20 min)"
 	@echo "make sweeps  - the chapter's best practices, each swept over three seeds -> evidence/sweeps.json"
-	@echo "              (~TIME on 2 cores; reuses the networks make evidence cached)"
+	@echo "              (~1 h on 2 free cores; reuses the networks make evidence cached)"
 	@echo "make lint | clean"
 
 # ---- set-up: virtual environment, pinned requirements, msa_lib (editable), Jupyter kernel ------

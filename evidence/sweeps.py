@@ -355,6 +355,8 @@ def _payload(points: Mapping[str, list[Point]], done: Mapping[tuple[str, str], l
             "imbalanced_scales": "the course's network trained on the windows with the training "
                                  "scaler inverted (raw features, each scale on its own scale); "
                                  "scale_weights and mean_gates: on the test block",
+            "seconds": "total: wall-clock of the run; per sweep: the wall-clock of its tasks, a network "
+                       "shared by several sweeps (the course's) counted in each",
             "oracle": "the planted conditional mean (SyntheticMarket.expected_return), not trained",
             "scores": "direction accuracy on the test block per horizon; train_loss and val_loss of "
                       "the best epoch; train_seconds: the training run's epochs (the original run's "
