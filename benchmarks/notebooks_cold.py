@@ -35,8 +35,10 @@ def cold_root(destination: Path, source: Path = ROOT) -> Path:
         if (source / name).is_file():
             shutil.copy2(source / name, destination / name)
     (destination / "msa_lib").symlink_to(source / "msa_lib", target_is_directory=True)
-    # results files the chapters read (chapter 06 reads the evidence), never the network cache
-    (destination / "evidence").symlink_to(source / "evidence", target_is_directory=True)
+    # results files the chapters read (chapter 06 reads the evidence, chapter 09 the benchmarks'),
+    # never the network cache
+    for folder in ("evidence", "benchmarks"):
+        (destination / folder).symlink_to(source / folder, target_is_directory=True)
     (destination / "notebooks").mkdir()
     return destination
 

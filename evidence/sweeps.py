@@ -15,6 +15,7 @@ Sweeps (:func:`sweep_points`; ``*`` marks the course's point):
   (``model.n_heads``; the cross-scale attention keeps ``model.n_cross_heads`` = 4); ``n_layers``:
   1*, 2, 3 encoder layers per scale;
 * ``lookback``: every scale's lookback x0.5, x1*, x2 (rounded half up, at least 2);
+* ``depth_by_lookback``: 1* or 2 encoder layers, crossed with lookbacks x1* and x2;
 * ``dropout``: 0.0, 0.1, 0.2*, 0.3;
 * ``data_size``: 30, 60, 120 days x d_model 16, 64 x dropout 0.1, 0.3, and the course's point
   (120 days, d_model 32, dropout 0.2) as the reference;
@@ -163,6 +164,15 @@ def sweep_points() -> dict[str, list[Point]]:
         Point("lookback", f"lookback x{f:g}", {} if f == 1 else {"features.lookbacks": _scaled_lookbacks(f)},
               course=f == 1)
         for f in (0.5, 1.0, 2.0)
+    ]
+    # "deeper for longer sequences": depth crossed with the lookback (the (1, x1), (2, x1) and
+    # (1, x2) networks are the n_layers and lookback sweeps' own: only (2, x2) is new)
+    sweeps["depth_by_lookback"] = [
+        Point("depth_by_lookback", f"n_layers={layers} lookback x{f:g}",
+              {**({} if layers == m.n_layers else {"model.n_layers": layers}),
+               **({} if f == 1 else {"features.lookbacks": _scaled_lookbacks(f)})},
+              course=layers == m.n_layers and f == 1)
+        for f in (1.0, 2.0) for layers in (1, 2)
     ]
     sweeps["data_size"] = [
         Point("data_size", f"days={days} d_model={d} dropout={p:g}",
