@@ -581,6 +581,47 @@ def verdict(summary: pd.DataFrame, recommended: Sequence[str]) -> str:
     return "does not hold here"
 
 
+
+def paired_gains(better: Mapping[str, Any], worse: Mapping[str, Any], horizons: Sequence[str],
+                 confidence: float = 0.95) -> tuple[float, float, float]:
+    """How much point ``better`` beats point ``worse``: the mean over seeds of the accuracy
+    difference (averaged over ``horizons``), paired seed by seed, with its t-interval
+    (:func:`msa_lib.evaluate.paired_seed_difference`). Returns ``(mean, low, high)``."""
+    import numpy as np
+
+    from msa_lib.evaluate import paired_seed_difference
+
+    a = np.mean([better["accuracy"][h] for h in horizons], axis=0)  # [seeds]
+    b = np.mean([worse["accuracy"][h] for h in horizons], axis=0)
+    d = paired_seed_difference(a, b, confidence=confidence)
+    return float(d[0]), float(d[1]), float(d[2])
+
+
+def trend_verdict(gains: Sequence[tuple[float, float, float]], *, grows: bool, positive_at: str) -> str:
+    """Does an advice of the kind "more X when Y is larger" hold? ``"holds"``, ``"holds partly"``
+    or ``"does not hold here"``.
+
+    ``gains`` are the paired gains ``(mean, low, high)`` of the advised setting over the other one
+    (:func:`paired_gains`), at increasing values of Y ("d_model 64 over 16" at 30, 60, 120 days).
+    The advice says the gain moves one way as Y grows (``grows=True``: it increases) and is real
+    where the advice applies (``positive_at``: ``"last"`` or ``"first"`` value of Y):
+
+    * the gain moves the advised way from the first to the last value, and its interval at
+      ``positive_at`` lies above zero -> "holds";
+    * it moves the advised way but that interval reaches zero -> "holds partly";
+    * it moves the other way (or not at all) -> "does not hold here".
+    """
+    if len(gains) < 2:
+        raise ValueError(f"a trend needs at least 2 values, got {len(gains)}")
+    if positive_at not in ("first", "last"):
+        raise ValueError(f"positive_at must be 'first' or 'last', got {positive_at!r}")
+    first, last = gains[0][0], gains[-1][0]
+    if (last > first) != grows or last == first:
+        return "does not hold here"
+    where = gains[-1] if positive_at == "last" else gains[0]
+    return "holds" if where[1] > 0 else "holds partly"
+
+
 if __name__ == "__main__":
     # run the importable module's main, so worker processes unpickle evidence.sweeps' names
     from evidence.sweeps import main as _main

@@ -199,3 +199,26 @@ def test_quick_mode_end_to_end(tmp_path) -> None:
     assert sum(raw["scale_weights"][0].values()) == pytest.approx(1.0, abs=1e-4)
     assert all(n == 1 for n in raw["epochs"])  # --quick: one epoch
     assert list(shorts["oracle 1min/2min/5min"]["accuracy"]) == ["1min", "2min", "5min"]
+
+
+def test_trend_verdict_reads_direction_and_significance() -> None:
+    from evidence.sweeps import trend_verdict
+
+    rising = [(-0.01, -0.03, 0.01), (0.00, -0.02, 0.02), (0.02, 0.01, 0.03)]
+    assert trend_verdict(rising, grows=True, positive_at="last") == "holds"
+    noisy = [(-0.01, -0.03, 0.01), (0.02, -0.01, 0.05)]
+    assert trend_verdict(noisy, grows=True, positive_at="last") == "holds partly"
+    assert trend_verdict(rising, grows=False, positive_at="first") == "does not hold here"
+    falling = [(0.03, 0.01, 0.05), (0.0, -0.01, 0.01)]
+    assert trend_verdict(falling, grows=False, positive_at="first") == "holds"
+    with pytest.raises(ValueError, match="at least 2"):
+        trend_verdict(rising[:1], grows=True, positive_at="last")
+
+
+def test_paired_gains_pair_seeds_and_average_horizons() -> None:
+    from evidence.sweeps import paired_gains
+
+    better = {"accuracy": {"a": [0.6, 0.7, 0.5], "b": [0.6, 0.7, 0.5]}}
+    worse = {"accuracy": {"a": [0.5, 0.6, 0.4], "b": [0.5, 0.6, 0.4]}}
+    mean, low, high = paired_gains(better, worse, ["a", "b"])
+    assert mean == pytest.approx(0.1) and low == pytest.approx(0.1) and high == pytest.approx(0.1)
