@@ -15,10 +15,11 @@ export PYTHONHASHSEED := 0
 # book silently loses every matplotlib figure (scripts without a display fall back to Agg anyway).
 unexport MPLBACKEND
 
-.PHONY: help setup book test unit ddp-check sync student bench evidence sweeps lint clean
+.PHONY: help setup book book-ru test unit ddp-check sync student bench evidence sweeps lint clean
 
 help:
 	@echo "make book   - set up .venv, execute every notebook, build the HTML book into _build/html"
+	@echo "              and its Russian edition (ru/) into _build/html/ru from the same execution"
 	@echo "make test   - set up .venv, run unit tests, nbval on every notebook, pairing check,"
 	@echo "              build the book and check the rendered pages in headless Chromium"
 	@echo "make sync   - re-pair notebooks/*.md <-> notebooks/*.ipynb (the newer one wins)"
@@ -41,9 +42,27 @@ $(STAMP): requirements.txt pyproject.toml
 
 # ---- the book -----------------------------------------------------------------------------------
 # --all rebuilds every page, so every notebook is executed afresh (the cache cannot see msa_lib edits).
+# The English book executes every notebook into an emptied execution cache; the Russian edition
+# (ru/, same pages, same code cells) is built next and takes every output from that cache. Should a
+# Russian page execute anything, its code differs from its English twin: the build fails and
+# tests/test_editions.py says where. The Russian book lands in _build/html/ru/.
+EXEC_CACHE := _build/.jupyter_cache
+RU_BUILD := _build/ru-edition
 book: $(STAMP)
+	rm -rf $(EXEC_CACHE)
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
-	@echo "Book built: open _build/html/index.html"
+	$(MAKE) --no-print-directory book-ru
+	@echo "Book built: open _build/html/index.html (Russian edition: _build/html/ru/index.html)"
+
+book-ru: $(STAMP)
+	@[ -d $(EXEC_CACHE)/executed ] || { echo "build the English book first (make book)"; exit 1; }
+	executed=$$(ls $(EXEC_CACHE)/executed | wc -l); \
+	$(BIN)/jupyter-book build ru --path-output $(RU_BUILD) --all -W -n --keep-going; \
+	now=$$(ls $(EXEC_CACHE)/executed | wc -l); \
+	[ $$now -eq $$executed ] || { echo "the Russian build executed $$((now - executed)) notebook(s):" \
+	  "their code differs from the English twins (run pytest tests/test_editions.py)"; exit 1; }
+	rm -rf _build/html/ru
+	cp -r $(RU_BUILD)/_build/html _build/html/ru
 
 # ---- tests --------------------------------------------------------------------------------------
 # 1. unit, property, pairing and exercise tests, and the 1-vs-2-process training check
@@ -78,8 +97,9 @@ ddp-check: $(STAMP)
 	$(BIN)/python -m msa_lib.distributed check --nproc 2
 
 sync: $(STAMP)
-	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.md
-	$(BIN)/jupyter nbconvert --log-level=WARN --ClearOutputPreprocessor.enabled=True --inplace $(NOTEBOOKS)
+	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.md ru/notebooks/[0-9][0-9]_*.md
+	$(BIN)/jupyter nbconvert --log-level=WARN --ClearOutputPreprocessor.enabled=True --inplace \
+	  $(NOTEBOOKS) ru/notebooks/[0-9][0-9]_*.ipynb
 
 # Speed and memory against the straightforward implementations (prints ratios; see book/performance).
 bench: $(STAMP)
@@ -94,10 +114,12 @@ evidence: $(STAMP)
 sweeps: $(STAMP)
 	$(BIN)/python -m evidence.sweeps
 
-# Student copies: solution code between `# BEGIN SOLUTION` and `# END SOLUTION` replaced by stubs.
+# Student copies: solution code between `# BEGIN SOLUTION` and `# END SOLUTION` replaced by stubs
+# (the Russian edition's in _build/student/ru; their checkers answer in Russian).
 student: $(STAMP)
 	rm -rf _build/student
 	$(BIN)/python -m msa_lib.exercises make-student-copies notebooks _build/student
+	$(BIN)/python -m msa_lib.exercises make-student-copies ru/notebooks _build/student/ru
 
 lint: $(STAMP)
 	$(BIN)/ruff check msa_lib tests benchmarks evidence notebooks

@@ -19,12 +19,21 @@ notebook with the code between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` repla
 ``{solution}`` blocks removed from the prose. The stub is ``raise NotImplementedError`` at the
 marker's indentation, or the code written after ``->`` on the marker line
 (``# BEGIN SOLUTION -> answer = None``).
+
+Verdicts and hints speak the reader's language, English or Russian (:func:`language`): the
+environment variable ``MSA_LANG`` (``en`` or ``ru``) if set; otherwise the content of the first
+``.msa-language`` file found in the current folder or above it (the Russian edition has
+``ru/.msa-language`` holding ``ru``, so its notebooks, whose kernels run in their own folder, talk
+Russian); otherwise English. Any other value is an error. A student copy's placeholder prose
+follows the language of the source notebook's folder, and the copies of a folder governed by a
+``.msa-language`` file get a copy of that file.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -35,8 +44,51 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["EXERCISES", "CheckResult", "Exercise", "Hint", "check", "make_student_copy",
-           "make_student_copies", "solution_code", "strip_solutions", "web_edition"]
+__all__ = ["EXERCISES", "LANGUAGE_FILE", "CheckResult", "Exercise", "Hint", "check", "language",
+           "make_student_copy", "make_student_copies", "solution_code", "strip_solutions",
+           "web_edition"]
+
+LANGUAGE_FILE = ".msa-language"
+_LANGUAGES = ("en", "ru")
+
+
+def _valid_language(value: str, source: str) -> str:
+    code = value.strip().lower()
+    if code not in _LANGUAGES:
+        raise ValueError(f"{source}: {value.strip()!r} is not a supported language; "
+                         f"use one of {', '.join(map(repr, _LANGUAGES))}")
+    return code
+
+
+def _language_file(start: str | Path | None = None) -> Path | None:
+    """The first ``.msa-language`` file in ``start`` (default: the working folder) or above it."""
+    folder = Path.cwd() if start is None else Path(start)
+    folder = folder.resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / LANGUAGE_FILE).is_file():
+            return candidate / LANGUAGE_FILE
+    return None
+
+
+def language(start: str | Path | None = None) -> str:
+    """The language of verdicts and hints: ``"en"`` or ``"ru"``.
+
+    ``MSA_LANG`` if set and not empty; otherwise the content of the first ``.msa-language`` file
+    in ``start`` (default: the working folder) or in a folder above it; otherwise ``"en"``. Case
+    and surrounding whitespace do not matter; any other value raises :class:`ValueError`.
+    """
+    value = os.environ.get("MSA_LANG", "")
+    if value.strip():
+        return _valid_language(value, "environment variable MSA_LANG")
+    file = _language_file(start)
+    if file is not None:
+        return _valid_language(file.read_text(encoding="utf-8-sig"), f"language file {file}")
+    return "en"
+
+
+def _tr(en: str, ru: str) -> str:
+    """The message in the reader's language (see :func:`language`)."""
+    return ru if language() == "ru" else en
 
 
 class Hint(Exception):
@@ -110,18 +162,22 @@ def check(exercise_id: str, answer: Any, *, quiet: bool = False) -> CheckResult:
     if exercise_id not in EXERCISES:
         raise ValueError(f"unknown exercise {exercise_id!r}; known: {sorted(EXERCISES)}")
     exercise = EXERCISES[exercise_id]
+    language()  # a bad MSA_LANG or .msa-language is an error of its own, not a wrong answer
     try:
         if answer is None or answer is Ellipsis:
             raise NotAttempted
         exercise.checker(answer)
-        result = CheckResult(exercise_id, "pass", "correct, well done.")
+        result = CheckResult(exercise_id, "pass", _tr("correct, well done.", "верно, отлично."))
     except (NotAttempted, NotImplementedError):
-        result = CheckResult(exercise_id, "not attempted", "not attempted yet.")
+        result = CheckResult(exercise_id, "not attempted",
+                             _tr("not attempted yet.", "ответа пока нет."))
     except Hint as hint:
-        result = CheckResult(exercise_id, "fail", f"not yet. {hint}")
+        result = CheckResult(exercise_id, "fail", _tr(f"not yet. {hint}", f"пока неверно. {hint}"))
     except Exception as error:  # the checker itself should not fail; report, never a traceback
         result = CheckResult(exercise_id, "fail",
-                             f"not yet. Checking raised {type(error).__name__}: {error}")
+                             _tr(f"not yet. Checking raised {type(error).__name__}: {error}",
+                                 f"пока неверно. Проверка выбросила исключение "
+                                 f"{type(error).__name__}: {error}"))
     if not quiet:
         print(result)
         result = replace(result, printed=True)
@@ -134,13 +190,17 @@ def check(exercise_id: str, answer: Any, *, quiet: bool = False) -> CheckResult:
 def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
     """Call the learner's function, turning its exceptions into hints."""
     if not callable(function):
-        raise Hint(f"the answer should be a function, got {type(function).__name__}")
+        raise Hint(_tr(f"the answer should be a function, got {type(function).__name__}",
+                       f"ответом должна быть функция, а получен объект типа "
+                       f"{type(function).__name__}"))
     try:
         return function(*args, **kwargs)
     except (NotImplementedError, NotAttempted):
         raise NotAttempted from None
     except Exception as error:
-        raise Hint(f"calling your function raised {type(error).__name__}: {error}") from None
+        raise Hint(_tr(f"calling your function raised {type(error).__name__}: {error}",
+                       f"при вызове ваша функция выбросила исключение "
+                       f"{type(error).__name__}: {error}")) from None
 
 
 def _as_float_array(value: Any, what: str) -> np.ndarray:
@@ -152,18 +212,24 @@ def _as_float_array(value: Any, what: str) -> np.ndarray:
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
     if value is None:
-        raise Hint(f"{what} should be numbers (an array), got None")
+        raise Hint(_tr(f"{what} should be numbers (an array), got None",
+                       f"{what}: ожидались числа (массив), а получено None"))
     try:
         return np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        raise Hint(f"{what} should be numbers (an array), got {type(value).__name__}") from None
+        raise Hint(_tr(f"{what} should be numbers (an array), got {type(value).__name__}",
+                       f"{what}: ожидались числа (массив), а получен объект типа "
+                       f"{type(value).__name__}")) from None
 
 
 def _expect_shape(array: np.ndarray, shape: tuple[int, ...], what: str) -> None:
     if array.shape != shape:
         if array.shape == shape[::-1]:
-            raise Hint(f"{what} has shape {array.shape}: transposed, expected {shape}")
-        raise Hint(f"{what} has shape {array.shape}, expected {shape}")
+            raise Hint(_tr(f"{what} has shape {array.shape}: transposed, expected {shape}",
+                           f"{what}: форма {array.shape} — массив транспонирован, "
+                           f"ожидалась {shape}"))
+        raise Hint(_tr(f"{what} has shape {array.shape}, expected {shape}",
+                       f"{what}: форма {array.shape}, а ожидалась {shape}"))
 
 
 def _letters(answer: Any) -> set[str]:
@@ -173,15 +239,19 @@ def _letters(answer: Any) -> set[str]:
         try:
             items = [str(a).strip().lower() for a in answer]
         except TypeError:
-            raise Hint("answer with the letters of your choice, e.g. {'a', 'c'} or 'ac'") from None
+            raise Hint(_tr("answer with the letters of your choice, e.g. {'a', 'c'} or 'ac'",
+                           "ответьте буквами выбранных вариантов, например {'a', 'c'} "
+                           "или 'ac'")) from None
     return set(items)
 
 
-def _number(answer: Any, what: str = "the answer") -> float:
+def _number(answer: Any, what: str | None = None) -> float:
     try:
         return float(answer)
     except (TypeError, ValueError):
-        raise Hint(f"{what} should be a number, got {answer!r}") from None
+        what = _tr("the answer", "ответ") if what is None else what
+        raise Hint(_tr(f"{what} should be a number, got {answer!r}",
+                       f"{what}: ожидалось число, а получено {answer!r}")) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -203,9 +273,12 @@ def _check_right_labels(function: Any) -> None:
     expected = close.resample(f"{minutes}min", label="right", closed="right").last().dropna()
     got = _call(function, close, minutes)
     if not close.equals(original):
-        raise Hint("your function changed its input: work on a copy")
+        raise Hint(_tr("your function changed its input: work on a copy",
+                       "ваша функция изменила свои входные данные: работайте с копией"))
     if not isinstance(got, pd.Series):
-        raise Hint(f"return a pandas Series of closes, got {type(got).__name__}")
+        raise Hint(_tr(f"return a pandas Series of closes, got {type(got).__name__}",
+                       f"верните pandas Series с ценами закрытия, а получен объект типа "
+                       f"{type(got).__name__}"))
     got = got.dropna()
     rule = f"{minutes}min"
 
@@ -216,20 +289,33 @@ def _check_right_labels(function: Any) -> None:
         return got.index.equals(candidate.index) and np.allclose(got.to_numpy(), candidate.to_numpy())
 
     if same(variant("left", "left")) or same(variant("left", "right")):
-        raise Hint("your labels are the bars' START times (pandas' default label='left'); a bar "
-                   "must be stamped by the time it closes, when its close became known")
+        raise Hint(_tr("your labels are the bars' START times (pandas' default label='left'); "
+                       "a bar must be stamped by the time it closes, when its close became known",
+                       "ваши метки — время НАЧАЛА баров (в pandas по умолчанию label='left'); "
+                       "бар должен быть помечен временем своего закрытия — моментом, когда его "
+                       "цена закрытия стала известна"))
     if same(variant("right", "left")):
-        raise Hint("off by one minute: the bar stamped T must include the 1-minute bar that "
-                   "closes at T (closed='right'), and not the one that closes at T - N")
+        raise Hint(_tr("off by one minute: the bar stamped T must include the 1-minute bar that "
+                       "closes at T (closed='right'), and not the one that closes at T - N",
+                       "ошибка на одну минуту: бар с меткой T должен включать минутный бар, "
+                       "который закрывается в T (closed='right'), а не тот, что закрывается "
+                       "в T - N"))
     if same(variant("right", "right", "first")):
-        raise Hint("each bar's close is the LAST 1-minute close inside it, not the first")
+        raise Hint(_tr("each bar's close is the LAST 1-minute close inside it, not the first",
+                       "цена закрытия бара — это ПОСЛЕДНЯЯ цена закрытия минутного бара внутри "
+                       "него, а не первая"))
     if not got.index.equals(expected.index):
-        raise Hint(f"expected {len(expected)} bars stamped {expected.index[0]} ... "
-                   f"{expected.index[-1]}, got {len(got)} bars stamped "
-                   f"{got.index[0] if len(got) else '-'} ...")
+        raise Hint(_tr(f"expected {len(expected)} bars stamped {expected.index[0]} ... "
+                       f"{expected.index[-1]}, got {len(got)} bars stamped "
+                       f"{got.index[0] if len(got) else '-'} ...",
+                       f"ожидалось баров: {len(expected)}, с метками {expected.index[0]} ... "
+                       f"{expected.index[-1]}; получено баров: {len(got)}, с метками "
+                       f"{got.index[0] if len(got) else '-'} ..."))
     wrong = ~np.isclose(got.to_numpy(), expected.to_numpy())
     if wrong.any():
-        raise Hint(f"the close of the bar stamped {got.index[np.argmax(wrong)]} is wrong")
+        raise Hint(_tr(f"the close of the bar stamped {got.index[np.argmax(wrong)]} is wrong",
+                       f"неверная цена закрытия у бара с меткой "
+                       f"{got.index[np.argmax(wrong)]}"))
 
 
 @_exercise("ch01-find-the-leak", "01_market_data_and_scales",
@@ -238,16 +324,26 @@ def _check_find_the_leak(answer: Any) -> None:
     chosen = _letters(answer)
     unknown = chosen - set("abcd")
     if unknown:
-        raise Hint(f"choose among a, b, c and d (got {sorted(unknown)})")
+        raise Hint(_tr(f"choose among a, b, c and d (got {sorted(unknown)})",
+                       f"выбирайте из вариантов a, b, c и d (получено {sorted(unknown)})"))
     if "a" in chosen:
-        raise Hint("(a) uses only the last hourly bar that has closed by t: no leak")
+        raise Hint(_tr("(a) uses only the last hourly bar that has closed by t: no leak",
+                       "(a) использует только последний часовой бар, закрывшийся к моменту t: "
+                       "утечки данных нет"))
     if "c" in chosen:
-        raise Hint("(c) uses 1-minute returns up to and including t: no leak")
+        raise Hint(_tr("(c) uses 1-minute returns up to and including t: no leak",
+                       "(c) использует минутные доходности вплоть до t включительно: "
+                       "утечки данных нет"))
     if "b" not in chosen:
-        raise Hint("look again at (b): the hourly bar labelled 10:00 by its start closes at 10:59")
+        raise Hint(_tr("look again at (b): the hourly bar labelled 10:00 by its start closes at "
+                       "10:59",
+                       "посмотрите ещё раз на (b): часовой бар, помеченный временем своего "
+                       "начала 10:00, закрывается в 10:59"))
     if "d" not in chosen:
-        raise Hint("look again at (d): a mean and standard deviation over the whole series "
-                   "include every later price")
+        raise Hint(_tr("look again at (d): a mean and standard deviation over the whole series "
+                       "include every later price",
+                       "посмотрите ещё раз на (d): среднее и стандартное отклонение по всему ряду "
+                       "включают все более поздние цены"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -259,15 +355,23 @@ def _check_mra_count(answer: Any) -> None:
     try:
         count, sums_back = answer
     except (TypeError, ValueError):
-        raise Hint("answer with a pair: (number of components, do they sum to the signal?)") from None
-    count = _number(count, "the number of components")
+        raise Hint(_tr("answer with a pair: (number of components, do they sum to the signal?)",
+                       "ответьте парой: (число компонент, складываются ли они в исходный "
+                       "сигнал?)")) from None
+    count = _number(count, _tr("the number of components", "число компонент"))
     if count == 4:
-        raise Hint("4 counts the detail levels only: the approximation is a component too")
+        raise Hint(_tr("4 counts the detail levels only: the approximation is a component too",
+                       "4 — это только детализирующие уровни, а аппроксимация — тоже "
+                       "компонента"))
     if count != 5:
-        raise Hint("a level-J analysis has J detail components plus one approximation")
+        raise Hint(_tr("a level-J analysis has J detail components plus one approximation",
+                       "анализ уровня J даёт J детализирующих компонент и ещё одну "
+                       "аппроксимацию"))
     if sums_back is not True:
-        raise Hint("a multiresolution analysis is additive: its components sum back to the "
-                   "signal exactly (up to rounding)")
+        raise Hint(_tr("a multiresolution analysis is additive: its components sum back to the "
+                       "signal exactly (up to rounding)",
+                       "кратномасштабный анализ аддитивен: его компоненты в сумме дают ровно "
+                       "исходный сигнал (с точностью до округления)"))
 
 
 def _demean(window: np.ndarray) -> np.ndarray:
@@ -284,29 +388,41 @@ def _check_causal_rolling(function: Any) -> None:
     expected = np.full(len(x), np.nan)
     for t in range(window - 1, len(x)):
         expected[t] = _demean(x[t - window + 1 : t + 1])[-1]
-    got = _as_float_array(_call(function, x, window, _demean), "the result")
+    got = _as_float_array(_call(function, x, window, _demean), _tr("the result", "результат"))
     if not np.array_equal(x, original):
-        raise Hint("your function changed its input array: work on a copy")
-    _expect_shape(got, x.shape, "the result")
+        raise Hint(_tr("your function changed its input array: work on a copy",
+                       "ваша функция изменила входной массив: работайте с копией"))
+    _expect_shape(got, x.shape, _tr("the result", "результат"))
     if np.allclose(got, _demean(x), equal_nan=False):
-        raise Hint("you transformed the whole series once: the value at t then depends on the "
-                   "future (the mean includes later points)")
+        raise Hint(_tr("you transformed the whole series once: the value at t then depends on "
+                       "the future (the mean includes later points)",
+                       "вы преобразовали весь ряд разом: тогда значение в момент t зависит от "
+                       "будущего (среднее включает более поздние точки)"))
     if not np.isnan(got[: window - 1]).all():
-        raise Hint(f"the first {window - 1} points have no full window: set them to NaN")
+        raise Hint(_tr(f"the first {window - 1} points have no full window: set them to NaN",
+                       f"у первых {window - 1} точек нет полного окна: запишите в них NaN"))
     shifted = np.full(len(x), np.nan)
     for t in range(window, len(x)):
         shifted[t] = _demean(x[t - window : t])[-1]
     if np.allclose(got[window:], shifted[window:]):
-        raise Hint("off by one: your window ends at t-1; the window for t must include x[t]")
+        raise Hint(_tr("off by one: your window ends at t-1; the window for t must include x[t]",
+                       "ошибка на единицу: ваше окно заканчивается в t-1, а окно для момента t "
+                       "должно включать x[t]"))
     future = x.copy()
     future[40:] += 10.0
-    got_future = _as_float_array(_call(function, future, window, _demean), "the result")
+    got_future = _as_float_array(_call(function, future, window, _demean),
+                                 _tr("the result", "результат"))
     if not np.allclose(got_future[:40], got[:40], equal_nan=True):
-        raise Hint("changing x after t=40 changed your output before t=40: it uses the future")
+        raise Hint(_tr("changing x after t=40 changed your output before t=40: it uses the "
+                       "future",
+                       "изменение x после t=40 изменило ваш результат до t=40: это заглядывание "
+                       "в будущее"))
     wrong = ~np.isclose(got, expected, equal_nan=True)
     if wrong.any():
-        raise Hint(f"the value at t={int(np.argmax(wrong))} is not the last point of the "
-                   "transformed window ending at t")
+        raise Hint(_tr(f"the value at t={int(np.argmax(wrong))} is not the last point of the "
+                       "transformed window ending at t",
+                       f"значение в t={int(np.argmax(wrong))} — не последняя точка "
+                       "преобразованного окна, которое заканчивается в t"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -326,22 +442,30 @@ def _sinusoidal(length: int, d_model: int) -> np.ndarray:
 def _check_sinusoidal(function: Any) -> None:
     length, d_model = 12, 8
     expected = _sinusoidal(length, d_model)
-    got = _as_float_array(_call(function, length, d_model), "the encoding")
-    _expect_shape(got, (length, d_model), "the encoding")
+    got = _as_float_array(_call(function, length, d_model),
+                          _tr("the encoding", "позиционное кодирование"))
+    _expect_shape(got, (length, d_model), _tr("the encoding", "позиционное кодирование"))
     if np.allclose(got[:, 0::2], expected[:, 1::2]) and np.allclose(got[:, 1::2], expected[:, 0::2]):
-        raise Hint("sine and cosine are swapped: even columns take the sine, odd columns the cosine")
+        raise Hint(_tr("sine and cosine are swapped: even columns take the sine, odd columns the "
+                       "cosine",
+                       "синус и косинус перепутаны местами: в чётных столбцах синус, "
+                       "в нечётных — косинус"))
     slow = np.zeros((length, d_model))
     frequency = 10_000.0 ** (-np.arange(d_model // 2) / d_model)
     slow[:, 0::2], slow[:, 1::2] = np.sin(np.arange(length)[:, None] * frequency), np.cos(
         np.arange(length)[:, None] * frequency)
     if np.allclose(got, slow):
-        raise Hint("the exponent should be 2i/d_model (the even column index over d_model), "
-                   "not i/d_model")
+        raise Hint(_tr("the exponent should be 2i/d_model (the even column index over d_model), "
+                       "not i/d_model",
+                       "показатель степени должен быть 2i/d_model (чётный номер столбца, "
+                       "делённый на d_model), а не i/d_model"))
     wrong = ~np.isclose(got, expected, atol=1e-6)
     if wrong.any():
         row, col = np.argwhere(wrong)[0]
-        raise Hint(f"position {row}, column {col} is {got[row, col]:.4f}, expected "
-                   f"{expected[row, col]:.4f}")
+        raise Hint(_tr(f"position {row}, column {col} is {got[row, col]:.4f}, expected "
+                       f"{expected[row, col]:.4f}",
+                       f"в позиции {row}, столбце {col} стоит {got[row, col]:.4f}, а ожидалось "
+                       f"{expected[row, col]:.4f}"))
 
 
 @_exercise("ch03-attention-cost", "03_scale_encoders",
@@ -351,16 +475,27 @@ def _check_attention_cost(answer: Any) -> None:
     try:
         single, multi = answer
     except (TypeError, ValueError):
-        raise Hint("answer with a pair: (scores for 1,440 tokens, scores for the four scales)") from None
-    single, multi = _number(single, "the first number"), _number(multi, "the second number")
+        raise Hint(_tr("answer with a pair: (scores for 1,440 tokens, scores for the four scales)",
+                       "ответьте парой: (число оценок внимания для 1440 токенов, число оценок "
+                       "для четырёх масштабов)")) from None
+    single = _number(single, _tr("the first number", "первое число"))
+    multi = _number(multi, _tr("the second number", "второе число"))
     if single == 1440:
-        raise Hint("every token attends to every token: the count grows with the square of length")
+        raise Hint(_tr("every token attends to every token: the count grows with the square of "
+                       "length",
+                       "каждый токен смотрит на каждый: число оценок растёт пропорционально "
+                       "квадрату длины"))
     if single != 1440**2:
-        raise Hint("one head of self-attention over L tokens computes L x L scores")
+        raise Hint(_tr("one head of self-attention over L tokens computes L x L scores",
+                       "одна голова внимания (самовнимание) над L токенами вычисляет L x L "
+                       "оценок"))
     if multi == (60 + 48 + 24 + 10) ** 2:
-        raise Hint("each scale has its own encoder: add the squares, do not square the sum")
+        raise Hint(_tr("each scale has its own encoder: add the squares, do not square the sum",
+                       "у каждого масштаба свой энкодер: складывайте квадраты, а не возводите "
+                       "в квадрат сумму"))
     if multi != 60**2 + 48**2 + 24**2 + 10**2:
-        raise Hint("add up L x L for each scale's lookback: 60, 48, 24 and 10")
+        raise Hint(_tr("add up L x L for each scale's lookback: 60, 48, 24 and 10",
+                       "сложите L x L по окну истории каждого масштаба: 60, 48, 24 и 10"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -390,38 +525,50 @@ def _check_one_head(function: Any) -> None:
     expected_out, expected_weights = _attention_reference(q, k, v, mask)
     result = _call(function, q.clone(), k.clone(), v.clone(), mask.clone())
     if not (isinstance(result, tuple) and len(result) == 2):
-        raise Hint("return a pair (output, weights)")
-    out, weights = (_as_float_array(r, name) for r, name in zip(result, ("output", "weights"),
-                                                                 strict=True))
-    _expect_shape(weights, (2, 4, 10), "weights")
-    _expect_shape(out, (2, 4, 8), "output")
+        raise Hint(_tr("return a pair (output, weights)", "верните пару (выход, веса)"))
+    out = _as_float_array(result[0], _tr("output", "выход"))
+    weights = _as_float_array(result[1], _tr("weights", "веса"))
+    _expect_shape(weights, (2, 4, 10), _tr("weights", "веса"))
+    _expect_shape(out, (2, 4, 8), _tr("output", "выход"))
     if weights[0, :, 7:].max() > 1e-6:
-        raise Hint("masked keys received weight: set their scores to -inf before the softmax")
+        raise Hint(_tr("masked keys received weight: set their scores to -inf before the softmax",
+                       "ключи, закрытые маской, получили вес: присвойте их оценкам -inf "
+                       "до софтмакса"))
     if not np.allclose(weights.sum(-1), 1.0, atol=1e-5):
-        raise Hint("each query's weights must sum to 1 over the keys: softmax over the last axis")
+        raise Hint(_tr("each query's weights must sum to 1 over the keys: softmax over the last "
+                       "axis",
+                       "веса каждого запроса должны в сумме по ключам давать 1: софтмакс "
+                       "по последней оси"))
     unscaled, _ = _attention_reference(q * math.sqrt(8), k, v, mask)
     if np.allclose(out, unscaled.numpy(), atol=1e-5):
-        raise Hint("divide the scores by sqrt(d) before the softmax")
+        raise Hint(_tr("divide the scores by sqrt(d) before the softmax",
+                       "разделите оценки на sqrt(d) до софтмакса"))
     if not np.allclose(weights, expected_weights.numpy(), atol=1e-5):
-        raise Hint("the weights differ from softmax(q k^T / sqrt(d)) over visible keys")
+        raise Hint(_tr("the weights differ from softmax(q k^T / sqrt(d)) over visible keys",
+                       "веса отличаются от softmax(q k^T / sqrt(d)) по видимым ключам"))
     if not np.allclose(out, expected_out.numpy(), atol=1e-5):
-        raise Hint("the weights are right but the output is not weights @ v")
+        raise Hint(_tr("the weights are right but the output is not weights @ v",
+                       "веса верные, но выход не равен weights @ v"))
 
 
 @_exercise("ch04-masked-weight", "04_cross_scale_attention",
            "Predict the weights when one key is masked", "easy", "predict")
 def _check_masked_weight(answer: Any) -> None:
-    got = _as_float_array(answer, "the three weights")
-    _expect_shape(got, (3,), "the weights")
+    got = _as_float_array(answer, _tr("the three weights", "три веса"))
+    _expect_shape(got, (3,), _tr("the weights", "веса"))
     expected = np.array([math.exp(2), 0.0, 1.0]) / (math.exp(2) + 1.0)
     if np.allclose(got, np.exp([2, 0, 0]) / np.exp([2, 0, 0]).sum(), atol=1e-3):
-        raise Hint("the masked key takes no part in the softmax at all: its weight is exactly 0")
+        raise Hint(_tr("the masked key takes no part in the softmax at all: its weight is "
+                       "exactly 0",
+                       "ключ, закрытый маской, вообще не участвует в софтмаксе: его вес ровно 0"))
     if got[1] != 0:
-        raise Hint("a masked key gets weight exactly 0")
+        raise Hint(_tr("a masked key gets weight exactly 0",
+                       "ключ, закрытый маской, получает вес ровно 0"))
     if not np.isclose(got.sum(), 1.0, atol=1e-3):
-        raise Hint("the weights of one query sum to 1")
+        raise Hint(_tr("the weights of one query sum to 1", "веса одного запроса в сумме дают 1"))
     if not np.allclose(got, expected, atol=1e-3):
-        raise Hint("softmax over the visible scores [2, 0]: e^2/(e^2+1) and 1/(e^2+1)")
+        raise Hint(_tr("softmax over the visible scores [2, 0]: e^2/(e^2+1) and 1/(e^2+1)",
+                       "софтмакс по видимым оценкам [2, 0]: e^2/(e^2+1) и 1/(e^2+1)"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -433,12 +580,18 @@ def _check_purge_gap(answer: Any) -> None:
         gap = pd.Timedelta(answer) if not isinstance(answer, int | float) else pd.Timedelta(
             minutes=answer)
     except (TypeError, ValueError):
-        raise Hint("answer with a duration such as '30min' or pd.Timedelta(hours=2)") from None
+        raise Hint(_tr("answer with a duration such as '30min' or pd.Timedelta(hours=2)",
+                       "ответьте длительностью, например '30min' или "
+                       "pd.Timedelta(hours=2)")) from None
     if gap < pd.Timedelta("4h"):
-        raise Hint("a training target at horizon 4h ends 4 hours after its decision time: a "
-                   "shorter gap lets it overlap the validation period")
+        raise Hint(_tr("a training target at horizon 4h ends 4 hours after its decision time: a "
+                       "shorter gap lets it overlap the validation period",
+                       "обучающая цель на горизонте 4h заканчивается через 4 часа после момента "
+                       "решения: при меньшем зазоре она заходит в период валидации"))
     if gap > pd.Timedelta("4h"):
-        raise Hint("that is safe but wastes data: the longest horizon is enough")
+        raise Hint(_tr("that is safe but wastes data: the longest horizon is enough",
+                       "так безопасно, но данные пропадают зря: достаточно самого длинного "
+                       "горизонта"))
 
 
 @_exercise("ch05-early-stopping", "05_training", "Find where early stopping stops", "medium",
@@ -454,18 +607,28 @@ def _check_early_stopping(function: Any) -> None:
         try:
             got = tuple(int(g) for g in got)
         except (TypeError, ValueError):
-            raise Hint("return a pair of epoch numbers (best_epoch, stop_epoch)") from None
+            raise Hint(_tr("return a pair of epoch numbers (best_epoch, stop_epoch)",
+                           "верните пару номеров эпох (best_epoch, stop_epoch)")) from None
         if got == expected:
             continue
         if got[0] == expected[0] + 1:
-            raise Hint("epochs are counted from 0, like Python indices")
+            raise Hint(_tr("epochs are counted from 0, like Python indices",
+                           "эпохи нумеруются с 0, как индексы в Python"))
         if got[0] == expected[0] and got[1] == expected[1] + 1:
-            raise Hint(f"off by one: with patience {patience}, training stops after {patience} "
-                       "epochs in a row without improvement, at the last of them")
+            raise Hint(_tr(f"off by one: with patience {patience}, training stops after "
+                           f"{patience} epochs in a row without improvement, at the last of them",
+                           f"ошибка на единицу: при терпении {patience} ранняя остановка "
+                           f"срабатывает на той эпохе, на которой число эпох подряд без "
+                           f"улучшения достигает {patience}"))
         if got[0] != expected[0]:
-            raise Hint(f"for losses {losses} the best epoch is {expected[0]} (the first lowest; "
-                       "an equal loss is not an improvement)")
-        raise Hint(f"for losses {losses} and patience {patience}, expected {expected}, got {got}")
+            raise Hint(_tr(f"for losses {losses} the best epoch is {expected[0]} (the first "
+                           "lowest; an equal loss is not an improvement)",
+                           f"для потерь {losses} лучшая эпоха — {expected[0]} (первая "
+                           "с наименьшей потерей; равная потеря — не улучшение)"))
+        raise Hint(_tr(f"for losses {losses} and patience {patience}, expected {expected}, "
+                       f"got {got}",
+                       f"для потерь {losses} и терпения {patience} ожидалось {expected}, "
+                       f"получено {got}"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -482,34 +645,45 @@ def _check_wilson(function: Any) -> None:
     try:
         low, high = (float(g) for g in got)
     except (TypeError, ValueError):
-        raise Hint("return a pair (low, high)") from None
+        raise Hint(_tr("return a pair (low, high)",
+                       "верните пару (low, high): нижнюю и верхнюю границы")) from None
     p = k / n
     wald = (p - z * math.sqrt(p * (1 - p) / n), p + z * math.sqrt(p * (1 - p) / n))
     if np.allclose((low, high), wald, atol=1e-6):
-        raise Hint("that is the Wald interval p ± z·sqrt(p(1-p)/n); Wilson's is centred at "
-                   "(k + z²/2)/(n + z²)")
+        raise Hint(_tr("that is the Wald interval p ± z·sqrt(p(1-p)/n); Wilson's is centred at "
+                       "(k + z²/2)/(n + z²)",
+                       "это интервал Вальда p ± z·sqrt(p(1-p)/n); центр доверительного "
+                       "интервала Уилсона — (k + z²/2)/(n + z²)"))
     if low > high:
-        raise Hint("low and high are swapped")
+        raise Hint(_tr("low and high are swapped",
+                       "нижняя и верхняя границы перепутаны местами"))
     if not np.allclose((low, high), expected, atol=1e-4):
-        raise Hint(f"for k={k}, n={n} expected ({expected[0]:.4f}, {expected[1]:.4f}), "
-                   f"got ({low:.4f}, {high:.4f})")
+        raise Hint(_tr(f"for k={k}, n={n} expected ({expected[0]:.4f}, {expected[1]:.4f}), "
+                       f"got ({low:.4f}, {high:.4f})",
+                       f"при k={k}, n={n} ожидалось ({expected[0]:.4f}, {expected[1]:.4f}), "
+                       f"получено ({low:.4f}, {high:.4f})"))
     edge_low, edge_high = (float(g) for g in _call(function, 0, 20))
     if edge_low < -1e-12 or not np.isclose(edge_low, 0.0, atol=1e-9):
-        raise Hint("for k=0 the interval starts at exactly 0")
+        raise Hint(_tr("for k=0 the interval starts at exactly 0",
+                       "при k=0 интервал начинается ровно с 0"))
     if not 0 < edge_high < 0.25:
-        raise Hint("for k=0, n=20 the upper end should be about 0.16")
+        raise Hint(_tr("for k=0, n=20 the upper end should be about 0.16",
+                       "при k=0, n=20 верхняя граница должна быть около 0.16"))
 
 
 @_exercise("ch06-edge-captured", "06_prediction_and_interpretation",
            "How much of the oracle's edge does a model capture?", "easy", "predict")
 def _check_edge_captured(answer: Any) -> None:
-    share = _number(answer, "the share")
+    share = _number(answer, _tr("the share", "доля"))
     if np.isclose(share, 0.58 / 0.64, atol=1e-3):
-        raise Hint("measure the edge over the majority class, not from zero")
+        raise Hint(_tr("measure the edge over the majority class, not from zero",
+                       "отсчитывайте преимущество от мажоритарного класса, а не от нуля"))
     if np.isclose(share, 50.0):
-        raise Hint("answer as a fraction (0.5 for a half), not a percentage")
+        raise Hint(_tr("answer as a fraction (0.5 for a half), not a percentage",
+                       "ответьте долей (0.5 — это половина), а не в процентах"))
     if not np.isclose(share, (0.58 - 0.52) / (0.64 - 0.52), atol=1e-3):
-        raise Hint("(model - majority) / (oracle - majority)")
+        raise Hint(_tr("(model - majority) / (oracle - majority)",
+                       "(модель - мажоритарный класс) / (оракул - мажоритарный класс)"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -523,17 +697,23 @@ def _check_sharpe_se(function: Any) -> None:
     original = returns.copy()
     sharpe = returns.mean() / returns.std(ddof=1)
     expected = math.sqrt((1 + 0.5 * sharpe**2) / len(returns))
-    got = _number(_call(function, returns), "the standard error")
+    got = _number(_call(function, returns), _tr("the standard error", "стандартная ошибка"))
     if not np.array_equal(returns, original):
-        raise Hint("your function changed its input: work on a copy")
+        raise Hint(_tr("your function changed its input: work on a copy",
+                       "ваша функция изменила свои входные данные: работайте с копией"))
     if np.isclose(got, 1 / math.sqrt(len(returns)), rtol=1e-6):
-        raise Hint("1/sqrt(n) ignores the estimated mean's effect: Lo's IID formula is "
-                   "sqrt((1 + SR²/2) / n)")
+        raise Hint(_tr("1/sqrt(n) ignores the estimated mean's effect: Lo's IID formula is "
+                       "sqrt((1 + SR²/2) / n)",
+                       "1/sqrt(n) не учитывает, что среднее тоже оценивается: формула Ло "
+                       "для IID-доходностей — sqrt((1 + SR²/2) / n)"))
     if np.isclose(got, expected * math.sqrt(252), rtol=1e-3) or np.isclose(
             got, expected * math.sqrt(365), rtol=1e-3):
-        raise Hint("return the per-period standard error; do not annualise it")
+        raise Hint(_tr("return the per-period standard error; do not annualise it",
+                       "верните стандартную ошибку за один период, не пересчитывайте её "
+                       "в годовую"))
     if not np.isclose(got, expected, rtol=1e-3):
-        raise Hint(f"expected {expected:.5f} for these returns, got {got:.5f}")
+        raise Hint(_tr(f"expected {expected:.5f} for these returns, got {got:.5f}",
+                       f"для этих доходностей ожидалось {expected:.5f}, получено {got:.5f}"))
 
 
 @_exercise("ch07-kelly", "07_backtest", "Size a bet with the Kelly criterion", "easy", "code")
@@ -541,13 +721,18 @@ def _check_kelly(function: Any) -> None:
     cases = [(0.55, 1.0), (0.6, 2.0), (0.3, 1.5)]
     for p, b in cases:
         expected = p - (1 - p) / b
-        got = _number(_call(function, p, b), "the Kelly fraction")
+        got = _number(_call(function, p, b), _tr("the Kelly fraction", "доля по Келли"))
         if np.isclose(got, 2 * p - 1) and not np.isclose(expected, 2 * p - 1):
-            raise Hint("2p - 1 holds only for even odds; in general f* = p - (1 - p) / b")
+            raise Hint(_tr("2p - 1 holds only for even odds; in general f* = p - (1 - p) / b",
+                           "2p - 1 верно только при выплате один к одному; в общем случае "
+                           "f* = p - (1 - p) / b"))
         if np.isclose(got, max(expected, 0.0)) and expected < 0 and not np.isclose(got, expected):
-            raise Hint("return the raw fraction: a negative value says 'take the other side'")
+            raise Hint(_tr("return the raw fraction: a negative value says 'take the other side'",
+                           "верните долю как есть: отрицательное значение означает «займите "
+                           "противоположную сторону»"))
         if not np.isclose(got, expected, atol=1e-9):
-            raise Hint(f"for p={p}, b={b} expected {expected:.4f}, got {got:.4f}")
+            raise Hint(_tr(f"for p={p}, b={b} expected {expected:.4f}, got {got:.4f}",
+                           f"при p={p}, b={b} ожидалось {expected:.4f}, получено {got:.4f}"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -562,71 +747,108 @@ def _check_purged_past(function: Any) -> None:
     expected = times[times + purge <= test_start]
     got = _call(function, times, test_start, purge)
     if not times.equals(original):
-        raise Hint("your function changed its input: work on a copy")
+        raise Hint(_tr("your function changed its input: work on a copy",
+                       "ваша функция изменила свои входные данные: работайте с копией"))
     try:
         got = pd.DatetimeIndex(got)
     except (TypeError, ValueError):
-        raise Hint(f"return the kept decision times (a DatetimeIndex), got {type(got).__name__}") from None
+        raise Hint(_tr(f"return the kept decision times (a DatetimeIndex), got "
+                       f"{type(got).__name__}",
+                       f"верните оставленные моменты решений (DatetimeIndex), а получен объект "
+                       f"типа {type(got).__name__}")) from None
     if (got >= test_start).any():
-        raise Hint("times at or after the start of the test block are not the past")
+        raise Hint(_tr("times at or after the start of the test block are not the past",
+                       "моменты в начале тестового блока и позже — уже не прошлое"))
     if got.equals(times[times < test_start]):
-        raise Hint("without a purge, the targets of the last training times (which look one day "
-                   "ahead) end inside the test block: keep t only if t + purge <= test start")
+        raise Hint(_tr("without a purge, the targets of the last training times (which look one "
+                       "day ahead) end inside the test block: keep t only if t + purge <= test "
+                       "start",
+                       "без зазора цели последних обучающих моментов (горизонт — сутки вперёд) "
+                       "заканчиваются внутри тестового блока: оставляйте t, только если "
+                       "t + purge <= начало теста"))
     if got.equals(times[times + purge < test_start]):
-        raise Hint("off by one bar: a target that ends exactly when the test block starts is fine "
-                   "(use <=)")
+        raise Hint(_tr("off by one bar: a target that ends exactly when the test block starts "
+                       "is fine (use <=)",
+                       "ошибка на один бар: цель, которая заканчивается ровно в момент начала "
+                       "тестового блока, допустима (используйте <=)"))
     if not got.equals(expected):
-        raise Hint(f"expected {len(expected)} times ending {expected[-1]}, got {len(got)}")
+        raise Hint(_tr(f"expected {len(expected)} times ending {expected[-1]}, got {len(got)}",
+                       f"ожидалось моментов: {len(expected)} (последний — {expected[-1]}), "
+                       f"получено: {len(got)}"))
 
 
 @_exercise("ch08-coin-flip", "08_case_study",
            "How wide is a coin flip's interval?", "easy", "predict")
 def _check_coin_flip(answer: Any) -> None:
-    half = _number(answer, "the half-width")
+    half = _number(answer, _tr("the half-width", "полуширина"))
     z, n = 1.959963984540054, 1000
     expected = z / (n + z**2) * math.sqrt(n * 0.25 + z**2 / 4)
     if np.isclose(half, 100 * expected, atol=0.1):
-        raise Hint("answer as a fraction (0.01 for one percentage point), not in percent")
+        raise Hint(_tr("answer as a fraction (0.01 for one percentage point), not in percent",
+                       "ответьте долей (0.01 — это один процентный пункт), а не в процентах"))
     if np.isclose(half, math.sqrt(0.25 / n), atol=5e-4):
-        raise Hint("that is one standard error; a 95% interval reaches about 1.96 of them")
+        raise Hint(_tr("that is one standard error; a 95% interval reaches about 1.96 of them",
+                       "это одна стандартная ошибка, а 95%-ный интервал простирается примерно "
+                       "на 1.96 стандартной ошибки"))
     if np.isclose(half, 2 * expected, atol=1e-3):
-        raise Hint("that is the whole width: the half-width is from the centre to one end")
+        raise Hint(_tr("that is the whole width: the half-width is from the centre to one end",
+                       "это вся ширина, а полуширина — расстояние от центра до одного из концов"))
     if not np.isclose(half, expected, atol=1e-3):
-        raise Hint("Wilson at k = n/2: about 1.96 * sqrt(0.25 / n)")
+        raise Hint(_tr("Wilson at k = n/2: about 1.96 * sqrt(0.25 / n)",
+                       "доверительный интервал Уилсона при k = n/2: примерно "
+                       "1.96 * sqrt(0.25 / n)"))
 
 
 @_exercise("ch09-encoder-runs", "09_scaling_up",
            "How much work does streaming save?", "easy", "predict")
 def _check_encoder_runs(answer: Any) -> None:
-    fraction = _number(answer, "the fraction")
+    fraction = _number(answer, _tr("the fraction", "доля"))
     runs = 1440 + 1440 // 5 + 1440 // 60 + 1  # 1-minute, 5-minute, hourly and daily encoder runs
     expected = runs / (4 * 1440)
     if np.isclose(fraction, runs, atol=1) or np.isclose(fraction, 4 * 1440 / runs, atol=0.01):
-        raise Hint("answer as a fraction: the streaming predictor's runs / the recomputation's runs")
+        raise Hint(_tr("answer as a fraction: the streaming predictor's runs / the "
+                       "recomputation's runs",
+                       "ответьте долей: число запусков потокового предсказателя / число запусков "
+                       "при полном пересчёте"))
     if np.isclose(fraction, 0.25, atol=0.005):
-        raise Hint("the coarser encoders run too, each time its bar closes: 288, 24 and 1 times a day")
+        raise Hint(_tr("the coarser encoders run too, each time its bar closes: 288, 24 and 1 "
+                       "times a day",
+                       "более грубые энкодеры тоже запускаются, каждый — при закрытии своего "
+                       "бара: 288, 24 и 1 раз в сутки"))
     if np.isclose(fraction, 100 * expected, atol=0.5):
-        raise Hint("answer as a fraction (0.5 for half), not in percent")
+        raise Hint(_tr("answer as a fraction (0.5 for half), not in percent",
+                       "ответьте долей (0.5 — это половина), а не в процентах"))
     if not np.isclose(fraction, expected, atol=2e-3):
-        raise Hint("count the encoder runs of each scale over 1,440 bars, then divide by 4 x 1,440")
+        raise Hint(_tr("count the encoder runs of each scale over 1,440 bars, then divide by "
+                       "4 x 1,440",
+                       "посчитайте запуски энкодера каждого масштаба за 1440 баров и разделите "
+                       "на 4 x 1440"))
 
 
 @_exercise("ch09-loss-factor", "09_scaling_up",
            "Which factor makes four processes take one process's step?", "medium", "predict")
 def _check_loss_factor(answer: Any) -> None:
-    factor = _number(answer, "the factor")
+    factor = _number(answer, _tr("the factor", "множитель"))
     rows, world, mine = 90, 4, 22  # the last rank's slice of a 90-row batch on 4 ranks: 23, 23, 22, 22
     expected = mine / rows * world
     if np.isclose(factor, mine / rows, atol=1e-3):
-        raise Hint("DistributedDataParallel divides the summed gradients by the world size: "
-                   "multiply by it as well")
+        raise Hint(_tr("DistributedDataParallel divides the summed gradients by the world size: "
+                       "multiply by it as well",
+                       "DistributedDataParallel делит сумму градиентов на число процессов "
+                       "(world size): умножьте и на него"))
     if np.isclose(factor, 1.0, atol=1e-3):
-        raise Hint("the slices are not equal (23, 23, 22, 22): a plain average of the four means "
-                   "weighs a row of the smaller slices more")
+        raise Hint(_tr("the slices are not equal (23, 23, 22, 22): a plain average of the four "
+                       "means weighs a row of the smaller slices more",
+                       "части батча не равны (23, 23, 22, 22): простое среднее четырёх средних "
+                       "придаёт строке из меньшей части больший вес"))
     if np.isclose(factor, 1 / expected, atol=1e-3):
-        raise Hint("upside down: a rank with fewer rows than a quarter of the batch must count less")
+        raise Hint(_tr("upside down: a rank with fewer rows than a quarter of the batch must "
+                       "count less",
+                       "дробь перевёрнута: процесс, у которого строк меньше четверти батча, "
+                       "должен весить меньше"))
     if not np.isclose(factor, expected, atol=1e-3):
-        raise Hint("the rank's share of the batch's rows, times the number of ranks")
+        raise Hint(_tr("the rank's share of the batch's rows, times the number of ranks",
+                       "доля строк батча, доставшаяся процессу, умноженная на число процессов"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -718,10 +940,19 @@ def web_edition(text: str, where: str = "page") -> str:
     return "".join(out) + text[position:]
 
 
+_PLACEHOLDER = {"en": "*(The solution is in the teacher's edition of the book.)*\n",
+                "ru": "*(Решение приведено в версии книги для преподавателя.)*\n"}
+
+
 def make_student_copy(source: Path, destination: Path) -> int:
-    """Write the student copy of one notebook; return how many solution regions were removed."""
+    """Write the student copy of one notebook; return how many solution regions were removed.
+
+    The prose that stands in for a ``{solution}`` block is in the language of the source
+    notebook's folder (:func:`language` from ``source``'s folder).
+    """
     import nbformat
 
+    placeholder = _PLACEHOLDER[language(start=Path(source).parent)]
     nb = nbformat.read(source, as_version=4)
     removed = 0
     for index, cell in enumerate(nb.cells):
@@ -731,19 +962,29 @@ def make_student_copy(source: Path, destination: Path) -> int:
             cell.outputs, cell.execution_count = [], None
         elif cell.cell_type == "markdown" and "{solution}" in cell.source:
             removed += len(_SOLUTION_BLOCK.findall(cell.source))
-            cell.source = _SOLUTION_BLOCK.sub(
-                "*(The solution is in the teacher's edition of the book.)*\n", cell.source)
+            cell.source = _SOLUTION_BLOCK.sub(lambda _: placeholder, cell.source)
     destination.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, destination)
     return removed
 
 
 def make_student_copies(source_dir: Path, destination_dir: Path) -> dict[str, int]:
-    """Write student copies of every ``NN_*.ipynb`` in ``source_dir`` into ``destination_dir``."""
+    """Write student copies of every ``NN_*.ipynb`` in ``source_dir`` into ``destination_dir``.
+
+    When a ``.msa-language`` file (in ``source_dir`` or above) sets the source's language, the
+    destination gets a copy of it, so the student copies talk the same language.
+    """
     notebooks = sorted(Path(source_dir).glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
         raise FileNotFoundError(f"no notebooks (NN_*.ipynb) in {source_dir}")
-    return {nb.name: make_student_copy(nb, Path(destination_dir) / nb.name) for nb in notebooks}
+    language_file = _language_file(source_dir)
+    if language_file is not None:
+        content = language_file.read_text(encoding="utf-8-sig")
+        _valid_language(content, f"language file {language_file}")
+    counts = {nb.name: make_student_copy(nb, Path(destination_dir) / nb.name) for nb in notebooks}
+    if language_file is not None:
+        (Path(destination_dir) / LANGUAGE_FILE).write_text(content, encoding="utf-8")
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:

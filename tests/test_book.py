@@ -1,6 +1,10 @@
 """Checks of the built HTML book (`make book` first): every page exists, nothing loads from the
 internet, plotly figures draw, and the browser logs no JavaScript error.
 
+Both editions are checked: the English book in ``_build/html`` and the Russian one in
+``_build/html/ru``. A page is named by its path under ``_build/html`` without ``.html``, so Russian
+pages read ``ru/notebooks/05_training``; their sources are ``ru/notebooks/05_training.md``.
+
 Marked ``book``: `make test` runs these after building the book.
 """
 
@@ -24,16 +28,32 @@ HTML = ROOT / "_build" / "html"
 pytestmark = pytest.mark.book
 
 
-def _toc_pages() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+EDITIONS = {"": "en", "ru/": "ru"}  # where each edition lives under _build/html (and in the repo)
+
+
+def _toc_pages(edition: str) -> list[str]:
+    toc = yaml.safe_load((ROOT / edition / "_toc.yml").read_text(encoding="utf-8"))
     pages = [toc["root"]]
     for part in toc["parts"]:
         pages += [c["file"] for c in part["chapters"]]
-    return pages
+    return [edition + page for page in pages]
 
 
-PAGES = _toc_pages()
-CHAPTERS = [p for p in PAGES if p.startswith("notebooks/")]
+PAGES = [page for edition in EDITIONS for page in _toc_pages(edition)]
+CHAPTERS = [p for p in PAGES if p.removeprefix("ru/").startswith("notebooks/")]
+
+
+def _edition(page: str) -> tuple[str, str]:
+    """(the edition's folder prefix, the page's name inside that edition)."""
+    for prefix in sorted(EDITIONS, key=len, reverse=True):
+        if prefix and page.startswith(prefix):
+            return prefix, page.removeprefix(prefix)
+    return "", page
+
+
+def _twin(page: str) -> str:
+    prefix, name = _edition(page)
+    return name if prefix else "ru/" + name
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -59,20 +79,57 @@ def test_chapter_has_executed_outputs_and_download_buttons(page: str):
     html = (HTML / f"{page}.html").read_text()
     assert "cell_output" in html, f"{page}.html shows no cell output: was it executed?"
     assert "Traceback (most recent call last)" not in html, f"{page}.html shows a traceback"
-    executed = HTML / "_sources" / f"{page}.ipynb"
+    prefix, name = _edition(page)
+    executed = HTML / prefix / "_sources" / f"{name}.ipynb"
     assert executed.exists(), f"no .ipynb download for {page}"
     nb = json.loads(executed.read_text())
     assert any(c.get("outputs") for c in nb["cells"]), f"the .ipynb download of {page} has no outputs"
     assert "download-notebook-button" in html and "download-source-button" in html
 
 
-def test_plotly_is_served_by_the_book_itself():
-    bundled = HTML / "_static" / "plotly.min.js"
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_plotly_is_served_by_the_book_itself(edition: str):
+    bundled = HTML / edition / "_static" / "plotly.min.js"
     assert bundled.exists() and bundled.stat().st_size > 1_000_000
-    pages_with_figures = [p for p in CHAPTERS if "Plotly.newPlot" in (HTML / f"{p}.html").read_text()]
+    pages_with_figures = [p for p in CHAPTERS if p.startswith(edition)
+                          and "Plotly.newPlot" in (HTML / f"{p}.html").read_text()]
     assert pages_with_figures, "no chapter draws a plotly figure"
     for page in pages_with_figures:
         assert "_static/plotly.min.js" in (HTML / f"{page}.html").read_text(), page
+
+
+# --- the two editions: each page names its language and links to its twin -----------------------
+@pytest.mark.parametrize("page", PAGES)
+def test_page_declares_its_language(page: str):
+    lang = _soup(page).find("html").get("lang", "")
+    assert lang == EDITIONS[_edition(page)[0]], f"{page}.html says lang={lang!r}"
+
+
+def _switch_target(page: str) -> Path:
+    links = _soup(page).select("nav.language-switch a[href]")
+    assert len(links) == 1, f"{page}.html has {len(links)} language switches, expected 1"
+    assert _article(page).select_one("nav.language-switch"), f"{page}: the switch is not on the page"
+    return (HTML / Path(page).parent / links[0]["href"]).resolve()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_language_switch_leads_to_the_same_page_and_back(page: str):
+    twin = _twin(page)
+    assert _switch_target(page) == (HTML / f"{twin}.html").resolve(), \
+        f"{page}.html's language switch does not lead to {twin}.html"
+    assert (HTML / f"{twin}.html").is_file(), f"{twin}.html, the twin of {page}, is missing"
+    assert _switch_target(twin) == (HTML / f"{page}.html").resolve(), \
+        f"{twin}.html's language switch does not lead back to {page}.html"
+
+
+def test_russian_edition_speaks_russian():
+    """Sphinx's own words (search box, navigation) in Russian, the English edition's in English."""
+    ru, en = _soup("ru/book/intro"), _soup("book/intro")
+    ru_text, en_text = ru.get_text(" "), en.get_text(" ")
+    assert "Поиск" in ru_text or "Искать" in ru_text or "Найти" in ru_text, "Russian UI strings missing"
+    assert not re.search(r"[А-Яа-яЁё]{4}", en.select_one("article").get_text(" ").replace(
+        "Русский", "")), "Cyrillic in the English edition's intro"
+    assert ru.find("title").get_text() != en.find("title").get_text()
 
 
 # --- what the reader sees: figures, markup, solutions, links (static HTML) ------------------------
@@ -198,10 +255,11 @@ def test_header_buttons_stay_inside_the_book(page: str):
     assert not outside, f"{page}: header buttons point outside the book: {outside}"
 
 
-def test_execution_table_lists_every_chapter():
-    html = (HTML / "book" / "setup.html").read_text()
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_execution_table_lists_every_chapter(edition: str):
+    html = (HTML / edition / "book" / "setup.html").read_text()
     for page in CHAPTERS:
-        assert Path(page).name in html, f"execution table misses {page}"
+        assert Path(page).name in html, f"execution table of {edition or 'en/'}setup misses {page}"
 
 
 # --- headless Chromium -------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Exercises: reference solutions (taken from the chapters themselves) pass, typical wrong answers
 fail with the hint that names the mistake, stubs count as "not attempted", and student copies lose
-their solutions but keep their prose."""
+their solutions but keep their prose. Verdicts and hints come in the reader's language (English or
+Russian: MSA_LANG, else the nearest .msa-language file); every hint exists in both."""
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 from pathlib import Path
@@ -20,6 +22,14 @@ from msa_lib.exercises import EXERCISES, check, make_student_copy, strip_solutio
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK_CALL = re.compile(r"""check\(\s*["'](?P<id>[\w-]+)["']\s*,\s*(?P<answer>[^,)]+)""")
+
+
+@pytest.fixture(autouse=True)
+def _english_unless_asked(monkeypatch, tmp_path):
+    """Every test starts in English, whatever the shell's MSA_LANG or the folder it runs from."""
+    monkeypatch.delenv("MSA_LANG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert exercises.language() == "en", f"a {exercises.LANGUAGE_FILE} file above {tmp_path}?"
 
 
 def _reference_answers() -> dict[str, object]:
@@ -271,3 +281,226 @@ def test_a_printed_verdict_is_not_shown_twice_in_a_notebook(capsys):
     quiet._ipython_display_()
     assert capsys.readouterr().out.count("[PASS]") == 1
     assert printed == quiet
+
+
+# --- the reader's language: English or Russian ----------------------------------------------------
+CYRILLIC = re.compile("[А-Яа-яЁё]")
+KELLY = ("ch07-kelly", lambda p, b: 2 * p - 1, lambda p, b: p - (1 - p) / b, "выплате один к одному")
+_Z = 1.959963984540054
+COIN_FLIP = ("ch08-coin-flip", math.sqrt(0.25 / 1000),
+             _Z / (1000 + _Z**2) * math.sqrt(1000 * 0.25 + _Z**2 / 4), "одна стандартная ошибка")
+
+
+@pytest.mark.parametrize(("exercise_id", "wrong", "right", "phrase"), [KELLY, COIN_FLIP],
+                         ids=["code", "predict"])
+def test_with_msa_lang_ru_verdicts_and_hints_are_russian(monkeypatch, exercise_id, wrong, right,
+                                                         phrase):
+    monkeypatch.setenv("MSA_LANG", "ru")
+    failed = check(exercise_id, wrong, quiet=True)
+    assert failed.status == "fail"
+    assert failed.message.startswith("пока неверно. ") and phrase in failed.message, failed.message
+    assert str(failed).startswith(f"[FAIL] {exercise_id}: пока неверно.")  # the marks stay
+    passed = check(exercise_id, right, quiet=True)
+    assert passed and passed.message == "верно, отлично.", passed.message
+    assert str(passed) == f"[PASS] {exercise_id}: верно, отлично."
+    todo = check(exercise_id, None, quiet=True)
+    assert todo.status == "not attempted" and todo.message == "ответа пока нет."
+    assert str(todo).startswith("[TODO]")
+
+
+def test_russian_helper_hints_name_the_thing_in_russian(monkeypatch):
+    monkeypatch.setenv("MSA_LANG", " RU ")  # case and surrounding whitespace do not matter
+    result = check("ch03-sinusoidal", lambda length, d: np.zeros((d, length)), quiet=True)
+    assert "позиционное кодирование: форма (8, 12) — массив транспонирован" in result.message
+    result = check("ch01-right-labels", 42, quiet=True)
+    assert "ответом должна быть функция" in result.message
+    result = check("ch02-mra-count", ("five", True), quiet=True)
+    assert "число компонент: ожидалось число" in result.message
+
+
+def test_a_language_file_above_the_working_folder_decides(monkeypatch, tmp_path):
+    edition = tmp_path / "ru"
+    (edition / "notebooks" / "deep").mkdir(parents=True)
+    (edition / exercises.LANGUAGE_FILE).write_text("ru\n")
+    monkeypatch.chdir(edition / "notebooks" / "deep")
+    assert exercises.language() == "ru"
+    result = check(*KELLY[:2], quiet=True)
+    assert CYRILLIC.search(result.message) and KELLY[3] in result.message, result.message
+    monkeypatch.setenv("MSA_LANG", "en")  # the environment variable wins over the file
+    assert "even odds" in check(*KELLY[:2], quiet=True).message
+    monkeypatch.setenv("MSA_LANG", "")  # an empty one does not count
+    assert exercises.language() == "ru"
+
+
+def test_without_a_language_file_or_msa_lang_it_is_english(monkeypatch, tmp_path):
+    (tmp_path / "ru").mkdir()
+    (tmp_path / "ru" / exercises.LANGUAGE_FILE).write_text("ru")
+    (tmp_path / "en" / "notebooks").mkdir(parents=True)  # a sibling of ru/, not below it
+    monkeypatch.chdir(tmp_path / "en" / "notebooks")
+    assert exercises.language() == "en"
+    assert exercises.language(start=tmp_path / "ru") == "ru"
+    result = check(*KELLY[:2], quiet=True)
+    assert result.message.startswith("not yet. 2p - 1 holds only for even odds")
+    assert not CYRILLIC.search(result.message)
+
+
+def test_an_unknown_msa_lang_is_refused(monkeypatch):
+    monkeypatch.setenv("MSA_LANG", "de")
+    with pytest.raises(ValueError, match=r"MSA_LANG.*'de'.*'en', 'ru'"):
+        exercises.language()
+    with pytest.raises(ValueError, match="MSA_LANG"):  # an error of its own, not a wrong answer
+        check(*KELLY[:2], quiet=True)
+
+
+def test_an_unknown_language_in_the_file_is_refused(monkeypatch, tmp_path):
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / exercises.LANGUAGE_FILE).write_text("fr\n")
+    monkeypatch.chdir(tmp_path / "book")
+    file = (tmp_path / "book" / exercises.LANGUAGE_FILE).resolve()
+    with pytest.raises(ValueError, match=re.escape(str(file)) + r".*'fr'"):
+        exercises.language()
+
+
+def test_language_and_its_file_name_are_public():
+    assert {"language", "LANGUAGE_FILE"} <= set(exercises.__all__)
+    assert exercises.LANGUAGE_FILE == ".msa-language"
+
+
+# Source-level guards: a hint added in English only, or a Russian half that lost a placeholder,
+# fails here rather than in front of a Russian reader.
+def _text(node: ast.expr) -> str | None:
+    """The literal text of a string or f-string node (placeholders left out); None otherwise."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+    return None
+
+
+def _placeholders(node: ast.expr) -> set[str]:
+    if isinstance(node, ast.JoinedStr):
+        return {ast.dump(v) for v in node.values if isinstance(v, ast.FormattedValue)}
+    return set()
+
+
+def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
+    return [n for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == name]
+
+
+def _untranslated(node: ast.expr) -> str | None:
+    """Why ``node`` is not a proper ``_tr("english", "русский")`` call; None when it is."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == "_tr"):
+        return "not a _tr(...) call"
+    if len(node.args) != 2 or node.keywords:
+        return "_tr takes exactly two positional arguments"
+    en, ru = (_text(arg) for arg in node.args)
+    if en is None or ru is None:
+        return "both halves must be string or f-string literals"
+    if CYRILLIC.search(en):
+        return "the English half holds Cyrillic"
+    if not CYRILLIC.search(ru):
+        return "the Russian half holds no Cyrillic"
+    return None
+
+
+def _hint_problems(tree: ast.AST) -> list[str]:
+    problems = []
+    for call in _calls(tree, "Hint"):
+        if len(call.args) != 1 or call.keywords:
+            problems.append(f"line {call.lineno}: Hint takes a single argument")
+        elif why := _untranslated(call.args[0]):
+            problems.append(f"line {call.lineno}: {why}")
+    return problems
+
+
+EXERCISES_TREE = ast.parse(Path(exercises.__file__).read_text(encoding="utf-8"))
+
+
+def test_every_hint_is_written_in_english_and_in_russian():
+    assert len(_calls(EXERCISES_TREE, "Hint")) >= 80  # the walk does see the hints
+    assert _hint_problems(EXERCISES_TREE) == []
+
+
+def test_the_hint_guard_catches_a_hint_in_english_only():
+    snippet = ast.parse('raise Hint("english only")\nraise Hint(_tr(f"{x} bad", f"{x} плохо"))\n'
+                        'raise Hint(_tr("good", "still english"))\n')
+    assert _hint_problems(snippet) == ["line 1: not a _tr(...) call",
+                                       "line 3: the Russian half holds no Cyrillic"]
+
+
+def test_every_verdict_and_every_named_value_is_translated():
+    (check_def,) = [n for n in EXERCISES_TREE.body
+                    if isinstance(n, ast.FunctionDef) and n.name == "check"]
+    verdicts = _calls(check_def, "CheckResult")
+    assert len(verdicts) == 4
+    assert [_untranslated(call.args[2]) for call in verdicts] == [None] * 4
+    # the `what` argument of the helpers ends up inside a hint: it must be translated as well
+    named = [call for helper in ("_as_float_array", "_expect_shape", "_number")
+             for call in _calls(EXERCISES_TREE, helper) if len(call.args) > 1]
+    assert len(named) >= 15
+    problems = [f"line {c.lineno}: {why}" for c in named if (why := _untranslated(c.args[-1]))]
+    assert problems == []
+
+
+def test_both_halves_of_every_translation_have_the_same_placeholders():
+    pairs = _calls(EXERCISES_TREE, "_tr")
+    assert sum(isinstance(call.args[0], ast.JoinedStr) for call in pairs) >= 20
+    mismatched = [f"line {call.lineno}" for call in pairs
+                  if _placeholders(call.args[0]) != _placeholders(call.args[1])]
+    assert mismatched == []
+
+
+# --- student copies keep the language of their source ---------------------------------------------
+def _notebook_with_a_solution(path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(":::{solution} ex-x\nThe answer is 42.\n:::\n"),
+        nbformat.v4.new_code_cell("def f(x):\n    # BEGIN SOLUTION\n    return 42\n"
+                                  "    # END SOLUTION"),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+
+
+@pytest.mark.parametrize("where", [".", ".."], ids=["in-the-folder", "in-its-parent"])
+def test_russian_student_copies_say_so_and_keep_talking_russian(tmp_path, where):
+    source = tmp_path / "ru" / "notebooks"
+    _notebook_with_a_solution(source / "01_demo.ipynb")
+    ((source / where).resolve() / exercises.LANGUAGE_FILE).write_text("ru\n")
+    destination = tmp_path / "student"  # the working folder (tmp_path) is English
+    assert exercises.make_student_copies(source, destination) == {"01_demo.ipynb": 2}
+    prose = nbformat.read(destination / "01_demo.ipynb", as_version=4).cells[0].source
+    assert prose == "*(Решение приведено в версии книги для преподавателя.)*\n"
+    assert (destination / exercises.LANGUAGE_FILE).read_text() == "ru\n"
+    assert exercises.language(start=destination) == "ru"
+
+
+def test_english_student_copies_get_the_english_placeholder_and_no_language_file(tmp_path):
+    source = tmp_path / "notebooks"
+    _notebook_with_a_solution(source / "01_demo.ipynb")
+    (tmp_path / "ru").mkdir()
+    (tmp_path / "ru" / exercises.LANGUAGE_FILE).write_text("ru\n")  # a sibling: no say here
+    assert exercises.main(["make-student-copies", str(source), str(tmp_path / "student")]) == 0
+    prose = nbformat.read(tmp_path / "student" / "01_demo.ipynb", as_version=4).cells[0].source
+    assert prose == "*(The solution is in the teacher's edition of the book.)*\n"
+    assert not (tmp_path / "student" / exercises.LANGUAGE_FILE).exists()
+
+
+def test_msa_lang_overrides_the_source_folder_for_a_single_copy(monkeypatch, tmp_path):
+    _notebook_with_a_solution(tmp_path / "ru" / "01_demo.ipynb")
+    (tmp_path / "ru" / exercises.LANGUAGE_FILE).write_text("ru\n")
+    monkeypatch.setenv("MSA_LANG", "en")
+    make_student_copy(tmp_path / "ru" / "01_demo.ipynb", tmp_path / "out" / "01_demo.ipynb")
+    prose = nbformat.read(tmp_path / "out" / "01_demo.ipynb", as_version=4).cells[0].source
+    assert "teacher's edition" in prose
+
+
+def test_cli_reports_a_bad_language_file(tmp_path, capsys):
+    _notebook_with_a_solution(tmp_path / "src" / "01_demo.ipynb")
+    (tmp_path / "src" / exercises.LANGUAGE_FILE).write_text("klingon")
+    source, destination = str(tmp_path / "src"), str(tmp_path / "out")
+    assert exercises.main(["make-student-copies", source, destination]) == 2
+    assert "'klingon'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
