@@ -96,7 +96,9 @@ unit: $(STAMP)
 ddp-check: $(STAMP)
 	$(BIN)/python -m msa_lib.distributed check --nproc 2
 
+# Code is edited in the English pages only: ru/copy_code.py first copies it into the Russian twins.
 sync: $(STAMP)
+	$(BIN)/python ru/copy_code.py
 	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.md ru/notebooks/[0-9][0-9]_*.md
 	$(BIN)/jupyter nbconvert --log-level=WARN --ClearOutputPreprocessor.enabled=True --inplace \
 	  $(NOTEBOOKS) ru/notebooks/[0-9][0-9]_*.ipynb

@@ -4,12 +4,17 @@ The book renders the MyST text half of each Jupytext pair. sphinx-book-theme onl
 ``.ipynb`` download of such a page when a launch service (Binder, Colab...) is configured, which an
 offline course has not; this extension copies the notebook that myst-nb executed during the build
 into ``_sources/`` and tells the theme about it, so readers get the notebook with its outputs.
+
+When a page's outputs come from the execution cache (the Russian edition's always do), myst-nb
+writes the notebook *before* merging the cached outputs into it; this extension merges them from
+the same cache, so the download carries the outputs the page shows.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+
+import nbformat
 
 
 def _offer_executed_notebook(app, pagename, templatename, context, doctree) -> None:
@@ -20,7 +25,13 @@ def _offer_executed_notebook(app, pagename, templatename, context, doctree) -> N
         return
     target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(executed, target)
+    notebook = nbformat.read(executed, as_version=4)
+    if not any(cell.get("outputs") for cell in notebook.cells):
+        from jupyter_cache import get_cache
+
+        cache = get_cache(app.env.mystnb_config.execution_cache_path)
+        _, notebook = cache.merge_match_into_notebook(notebook)
+    nbformat.write(notebook, target)
     context["ipynb_source"] = f"{pagename}.ipynb"
 
 
