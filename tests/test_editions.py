@@ -144,3 +144,47 @@ def test_twins_show_the_same_numbers_links_and_formulas(page: str):
             f"ru/{page}.md and {page}.md differ in their {what}: only in English "
             f"{sorted(set(en[what]) - set(ru[what]))}, only in Russian "
             f"{sorted(set(ru[what]) - set(en[what]))}")
+
+
+def _copy_code():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("copy_code", RU / "copy_code.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.copy_code
+
+
+_EN = """---
+kernelspec: {name: msa-course}
+---
+# Title
+
+Some prose.
+
+```{code-cell} ipython3
+:tags: [remove-cell]
+x = 1
+```
+
+More prose.
+
+````{code-cell} ipython3
+print("```")
+````
+"""
+
+
+def test_copy_code_replaces_the_code_and_keeps_the_russian_prose():
+    russian = (_EN.replace("# Title", "# Заголовок").replace("Some prose.", "Немного текста.")
+               .replace("x = 1", "x = 0").replace('print("```")', "print()"))
+    copied = _copy_code()(_EN, russian)
+    assert "# Заголовок" in copied and "Немного текста." in copied
+    assert "x = 1" in copied and 'print("```")' in copied and "x = 0" not in copied
+    assert copied == _EN.replace("# Title", "# Заголовок").replace("Some prose.", "Немного текста.")
+
+
+def test_copy_code_refuses_to_guess_where_a_new_cell_goes():
+    russian = _EN.replace("More prose.\n\n````{code-cell} ipython3\nprint(\"```\")\n````\n", "")
+    with pytest.raises(ValueError, match="2 code cells in English, 1 in Russian"):
+        _copy_code()(_EN, russian)
