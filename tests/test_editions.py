@@ -188,3 +188,13 @@ def test_copy_code_refuses_to_guess_where_a_new_cell_goes():
     russian = _EN.replace("More prose.\n\n````{code-cell} ipython3\nprint(\"```\")\n````\n", "")
     with pytest.raises(ValueError, match="2 code cells in English, 1 in Russian"):
         _copy_code()(_EN, russian)
+
+
+def test_checkers_answer_in_the_language_of_the_edition(monkeypatch):
+    """Run from ru/notebooks (Jupyter's working folder for a Russian chapter), hints are Russian."""
+    from msa_lib.exercises import language
+
+    monkeypatch.delenv("MSA_LANG", raising=False)
+    assert language(start=RU / "notebooks") == "ru"
+    assert language(start=ROOT / "notebooks") == "en"
+    assert language(start=ROOT / "book") == "en"
