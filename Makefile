@@ -20,6 +20,7 @@ unexport MPLBACKEND
 help:
 	@echo "make book   - set up .venv, execute every notebook, build the HTML book into _build/html"
 	@echo "              and its Russian edition (ru/) into _build/html/ru from the same execution"
+	@echo "make book-ru - after make book: rebuild only the Russian edition (e.g. after editing its prose)"
 	@echo "make test   - set up .venv, run unit tests, nbval on every notebook, pairing check,"
 	@echo "              build the book and check the rendered pages in headless Chromium"
 	@echo "make sync   - re-pair notebooks/*.md <-> notebooks/*.ipynb (the newer one wins)"
@@ -51,11 +52,18 @@ RU_BUILD := _build/ru-edition
 book: $(STAMP)
 	rm -rf $(EXEC_CACHE)
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
+	touch $(EXEC_CACHE)/english-build
 	$(MAKE) --no-print-directory book-ru
 	@echo "Book built: open _build/html/index.html (Russian edition: _build/html/ru/index.html)"
 
+# The Russian edition alone, after `make book` (for instance after editing only Russian prose).
 book-ru: $(STAMP)
-	@[ -d $(EXEC_CACHE)/executed ] || { echo "build the English book first (make book)"; exit 1; }
+	@[ -f $(EXEC_CACHE)/english-build ] || { echo "build the English book first: make book"; exit 1; }
+	@changed=$$(find book notebooks -name '*.md' -newer $(EXEC_CACHE)/english-build); \
+	[ -z "$$changed" ] || { echo "English pages changed since the English build ($$changed):" \
+	  "run make book"; exit 1; }
+	@$(BIN)/python ru/copy_code.py --check || { echo "Russian pages whose code differs from" \
+	  "their English twins (above): edit code in English, then make sync"; exit 1; }
 	executed=$$(ls $(EXEC_CACHE)/executed | wc -l); \
 	$(BIN)/jupyter-book build ru --path-output $(RU_BUILD) --all -W -n --keep-going; \
 	now=$$(ls $(EXEC_CACHE)/executed | wc -l); \

@@ -138,6 +138,8 @@ def test_russian_prose_has_no_english_sentences(page: str):
     english = [text for el in article.find_all(["p", "li", "td", "th", "h1", "h2", "h3", "dd"])
                if len(_ENGLISH_GLUE.findall(text := el.get_text(" ", strip=True))) >= 3]
     assert not english, f"{page} shows English sentences in its prose: {english[:3]}"
+    assert "Решение к Упражнение" not in article.get_text(" "), \
+        f"{page}: a solution title in the nominative (Решение к упражнению N)"
 
 
 def test_russian_edition_speaks_russian():

@@ -9,11 +9,16 @@ and the link's label, for example ``{root: ru/, lang: ru, label: Русский}
 - ``<link rel="alternate" hreflang=...>`` in its head, so browsers and search engines know it.
 
 ``tests/test_book.py`` follows each link and checks that it leads to the twin, and back.
+
+One grammatical repair for the Russian edition: sphinx-exercise's Russian catalogue titles a solution
+"Решение к" + the exercise's title in the nominative ("Решение к Упражнение 3"); the preposition
+needs the dative, "Решение к упражнению 3".
 """
 
 from __future__ import annotations
 
 import html
+import re
 
 from sphinx.errors import ConfigError
 
@@ -46,8 +51,17 @@ def _add_switch(app, pagename, templatename, context, doctree) -> None:
         context["body"] = switch + context["body"]
 
 
+_SOLUTION_TITLE = re.compile(r'Решение к(<a class="reference internal" href="[^"]*">)\s*Упражнение ')
+
+
+def _russian_solution_titles(app, pagename, templatename, context, doctree) -> None:
+    if app.config.language == "ru" and "body" in context:
+        context["body"] = _SOLUTION_TITLE.sub(r"Решение к \1упражнению ", context["body"])
+
+
 def setup(app):
     app.add_config_value("edition_twin", None, "html", types=[dict])
     app.connect("config-inited", _check_config)
     app.connect("html-page-context", _add_switch)
+    app.connect("html-page-context", _russian_solution_titles)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
