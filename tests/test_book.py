@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-import yaml
+from book_pages import toc_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
@@ -31,15 +31,7 @@ pytestmark = pytest.mark.book
 EDITIONS = {"": "en", "ru/": "ru"}  # where each edition lives under _build/html (and in the repo)
 
 
-def _toc_pages(edition: str) -> list[str]:
-    toc = yaml.safe_load((ROOT / edition / "_toc.yml").read_text(encoding="utf-8"))
-    pages = [toc["root"]]
-    for part in toc["parts"]:
-        pages += [c["file"] for c in part["chapters"]]
-    return [edition + page for page in pages]
-
-
-PAGES = [page for edition in EDITIONS for page in _toc_pages(edition)]
+PAGES = [edition + page for edition in EDITIONS for page in toc_pages(ROOT / edition)]
 CHAPTERS = [p for p in PAGES if p.removeprefix("ru/").startswith("notebooks/")]
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import jupytext
 import pytest
 import yaml
+from book_pages import toc_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 RU = ROOT / "ru"
@@ -25,13 +26,8 @@ def _toc(book: Path) -> dict:
     return yaml.safe_load((book / "_toc.yml").read_text(encoding="utf-8"))
 
 
-def _pages(book: Path) -> list[str]:
-    toc = _toc(book)
-    return [toc["root"], *(c["file"] for part in toc["parts"] for c in part["chapters"])]
-
-
-EN_PAGES = _pages(ROOT)
-RU_PAGES = _pages(RU)
+EN_PAGES = toc_pages(ROOT)
+RU_PAGES = toc_pages(RU)
 
 
 def _code_cells(path: Path) -> list[tuple[str, dict]]:
@@ -198,3 +194,28 @@ def test_checkers_answer_in_the_language_of_the_edition(monkeypatch):
     assert language(start=RU / "notebooks") == "ru"
     assert language(start=ROOT / "notebooks") == "en"
     assert language(start=ROOT / "book") == "en"
+
+
+def test_russian_config_is_the_english_one_but_for_language_and_paths():
+    """ru/_config.yml cannot inherit from _config.yml (Jupyter Book has no such thing), so a setting
+    added to one edition only (an extension, an execution option, a warning) fails here."""
+    en = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    ru = yaml.safe_load((RU / "_config.yml").read_text(encoding="utf-8"))
+
+    def paths_from_root(node):  # ru/ names the shared files from one folder down
+        if isinstance(node, dict):
+            return {k: paths_from_root(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [paths_from_root(v) for v in node]
+        return node.removeprefix("../") if isinstance(node, str) else node
+
+    ru = paths_from_root(ru)
+    for book in (en, ru):  # what each edition says in its own language, or about its own place
+        for key in ("title", "author"):
+            book.pop(key)
+        book["html"].pop("extra_footer")
+        book["repository"].pop("path_to_book")
+        for key in ("language", "edition_twin"):
+            book["sphinx"]["config"].pop(key)
+    en["exclude_patterns"].remove("ru")
+    assert ru == en

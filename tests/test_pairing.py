@@ -12,6 +12,7 @@ from pathlib import Path
 import jupytext
 import pytest
 import yaml
+from book_pages import toc_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -64,22 +65,8 @@ def test_pairing_is_declared_once_for_the_folder(folder: Path):
     assert re.search(r'formats\s*=\s*"ipynb,md:myst"', config)
 
 
-def _toc_files(node) -> list[str]:
-    files = []
-    if isinstance(node, dict):
-        if "file" in node:
-            files.append(node["file"])
-        for value in node.values():
-            files += _toc_files(value)
-    elif isinstance(node, list):
-        for item in node:
-            files += _toc_files(item)
-    return files
-
-
 def test_toc_lists_every_chapter_once_and_nothing_missing():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"], *_toc_files(toc["parts"])]
+    files = toc_pages(ROOT)
     assert len(files) == len(set(files)), "a page is listed twice in _toc.yml"
     for f in files:
         assert (ROOT / f"{f}.md").exists(), f"_toc.yml lists {f}, which has no .md file"
